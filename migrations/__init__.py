@@ -1,0 +1,1 @@
+"""Database migrations (sqlite-utils ``Migrations``), installed as ``modbot.migrations``."""

@@ -1,0 +1,210 @@
+"""Configuration: packaged defaults < TOML file < environment variables < explicit overrides.
+
+The file is found by ``--config PATH``, else ``$MODBOT_CONFIG``, else none (defaults only).
+Every key is documented in ``modbot/default_config.toml`` (the packaged defaults, printed by
+``modbot config --defaults``). An environment variable ``MODBOT_<SECTION>_<KEY>`` overrides
+``[section] key`` (e.g. ``MODBOT_ACTIONS_REPORT=true``); values are parsed as TOML scalars,
+falling back to a plain string.
+
+Reddit credentials are *not* modbot settings: they follow praw's conventions (a ``praw.ini``
+site named by ``[reddit] site``, or ``praw_client_id`` / ``praw_client_secret`` /
+``praw_username`` / ``praw_password`` environment variables) so they never pass through
+this module, the logs or the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from modbot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RedditConfig:
+    """``[reddit]``: which praw site to use, what to watch, and (sandbox only) endpoint URLs."""
+
+    site: str = "modbot"
+    user_agent: str = "python:modbot:0.1.0 (by /u/modbot-operator)"
+    subreddits: str = "Art"
+    oauth_url: str = ""
+    reddit_url: str = ""
+    short_url: str = ""
+    request_timeout: float = 16.0
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``[storage]``: where the database, image cache and model live (paths)."""
+
+    database: str = "modbot.db"
+    image_cache: str = "cache/images"
+    model_dir: str = ""
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """``[images]``: download limits (bytes, seconds) and hosts exempt from the address guard."""
+
+    max_bytes: int = 20_000_000
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_images_per_post: int = 20
+    allow_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """``[judge]``: confidence thresholds (probability, 0–1) below which a verdict is uncertain."""
+
+    default_threshold: float = 0.6
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, medium: str) -> float:
+        """The threshold for ``medium``: its own entry, else ``default_threshold``."""
+        return float(self.thresholds.get(medium, self.default_threshold))
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    """``[actions]``: what to do on a mismatch. Both off = dry-run (intent recorded only)."""
+
+    report: bool = False
+    comment: bool = False
+    report_template: str = "modbot: looks like {predicted} ({confidence:.0%}), stated {stated}"
+    comment_template: str = (
+        "Hi! modbot's image classifier thinks this artwork looks like **{predicted}** "
+        "({confidence:.0%} confident), but the post states **{stated}**.\n\n"
+        "If the stated medium is right, no action is needed: a moderator will review this. "
+        "To contest, reply to this comment or message the moderators.\n\n"
+        "^(I am a bot; model {model_version}.)"
+    )
+
+
+@dataclass(frozen=True)
+class MediumConfig:
+    """``[medium]``: extra vocabulary terms (lower-case phrase → canonical medium)."""
+
+    vocabulary: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    reddit: RedditConfig = field(default_factory=RedditConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
+    medium: MediumConfig = field(default_factory=MediumConfig)
+    source: str | None = None
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """A copy with keys of some sections replaced, e.g. ``replace(actions={"report": True})``.
+
+        Raises ``ConfigError`` for an unknown section or key.
+        """
+        return _apply(self, sections, origin="override")
+
+
+def default_config_text() -> str:
+    """The packaged ``default_config.toml``: every key, its default and what it means."""
+    return resources.files("modbot").joinpath("default_config.toml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Load the configuration.
+
+    ``path`` (else ``$MODBOT_CONFIG``) names a TOML file; env vars ``MODBOT_<SECTION>_<KEY>``
+    override it. Relative storage paths stay relative to the working directory.
+    Raises ``ConfigError`` if the file is missing or invalid, or names an unknown key.
+    """
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("MODBOT_CONFIG") or None
+    config = Config()
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {p}") from exc
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+        config = _apply(config, data, origin=str(p))
+        config = dataclasses.replace(config, source=str(p))
+    overrides: dict[str, dict[str, Any]] = {}
+    for section in _sections():
+        sec_type = type(getattr(config, section))
+        for f in dataclasses.fields(sec_type):
+            var = f"MODBOT_{section}_{f.name}".upper()
+            if var in env:
+                overrides.setdefault(section, {})[f.name] = _parse_env(env[var])
+    if overrides:
+        config = _apply(config, overrides, origin="environment")
+    return config
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.name != "source"]
+
+
+def _parse_env(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply(config: Config, data: dict[str, Any], *, origin: str) -> Config:
+    changes: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in _sections():
+            raise ConfigError(f"{origin}: unknown section [{section}] (known: {', '.join(_sections())})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        current = getattr(config, section)
+        known = {f.name: f for f in dataclasses.fields(current)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{origin}: unknown key {section}.{key} (known: {', '.join(known)})")
+            kwargs[key] = _coerce(section, key, getattr(current, key), value, origin)
+        changes[section] = dataclasses.replace(current, **kwargs)
+    return dataclasses.replace(config, **changes)
+
+
+def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> Any:
+    where = f"{origin}: {section}.{key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    return value

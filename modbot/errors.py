@@ -1,0 +1,103 @@
+"""One exception tree for modbot.
+
+``ModbotError`` is the root; callers catch by meaning, not by library detail:
+
+- ``ConfigError``       — the configuration file or environment is unusable (our side).
+- ``ImageError``        — an image could not be resolved, fetched or decoded. Each subclass
+  carries a short machine-readable ``reason`` that is stored in the database as-is.
+- ``ModelError``        — the model directory is missing, unreadable or inconsistent.
+- ``StoreError``        — the SQLite database is unusable (e.g. a migration failed).
+- ``RedditError``       — Reddit (or the sandbox) refused or failed a request we needed.
+"""
+
+from __future__ import annotations
+
+
+class ModbotError(Exception):
+    """Root of every error modbot raises on purpose."""
+
+
+class ConfigError(ModbotError):
+    """The configuration is invalid: unknown key, wrong type, unreadable file."""
+
+
+class ImageError(ModbotError):
+    """An image could not be used. ``reason`` is a stable short code stored in ``images.status``.
+
+    ``retryable`` says whether trying again later could succeed (a timeout, a 5xx) or not
+    (HTML served as an image, a decompression bomb).
+    """
+
+    reason = "image_error"
+    retryable = False
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class UnsupportedPostError(ImageError):
+    """The submission has no image to classify (video, self post, link post)."""
+
+    reason = "unsupported_post"
+
+
+class ImageFetchError(ImageError):
+    """The HTTP download failed: connection error, timeout, non-2xx status."""
+
+    reason = "fetch_failed"
+    retryable = True
+
+
+class ImageHTTPStatusError(ImageFetchError):
+    """The image host answered with a non-2xx status (``status``)."""
+
+    reason = "http_status"
+
+    def __init__(self, message: str, *, url: str | None = None, status: int = 0) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        # 4xx (except 408/429) will not get better by retrying.
+        self.retryable = status >= 500 or status in (408, 429)
+
+
+class ImageTooLargeError(ImageError):
+    """The body exceeded the configured byte cap (``max_image_bytes``)."""
+
+    reason = "too_large"
+
+
+class NotAnImageError(ImageError):
+    """The bytes are not an image Pillow can identify (e.g. an HTML error page)."""
+
+    reason = "not_an_image"
+
+
+class ImageDecodeError(ImageError):
+    """Pillow identified the image but could not decode it (truncated, corrupt)."""
+
+    reason = "decode_failed"
+
+
+class DecompressionBombError(ImageError):
+    """The image's pixel count exceeds Pillow's decompression-bomb limit."""
+
+    reason = "decompression_bomb"
+
+
+class BlockedAddressError(ImageError):
+    """The URL resolves to a private, loopback or link-local address that is not allowed."""
+
+    reason = "blocked_address"
+
+
+class ModelError(ModbotError):
+    """The model directory is missing, unreadable, or its files disagree."""
+
+
+class StoreError(ModbotError):
+    """The database could not be opened or migrated."""
+
+
+class RedditError(ModbotError):
+    """A Reddit API call failed in a way the caller has to handle (e.g. an action)."""

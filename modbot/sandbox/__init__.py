@@ -1,0 +1,1 @@
+"""The Reddit-compatible sandbox server (real HTTP on loopback) that unmodified praw talks to."""

@@ -1,0 +1,1 @@
+"""The shipped model, installed as the package ``modbot.shipped_model``."""
