@@ -29,13 +29,14 @@ from modbot.errors import ConfigError
 class RedditConfig:
     """``[reddit]``: which praw site to use, what to watch, and (sandbox only) endpoint URLs."""
 
-    site: str = "modbot"
+    site: str = ""
     user_agent: str = "python:modbot:0.1.0 (by /u/modbot-operator)"
     subreddits: str = "Art"
     oauth_url: str = ""
     reddit_url: str = ""
     short_url: str = ""
     request_timeout: float = 16.0
+    poll_interval: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""modbot's schema, as sqlite-utils migrations (applied in order, each in its own transaction).
+
+Applied on daemon start and by ``modbot db migrate``; also usable from the shell:
+``sqlite-utils migrate modbot.db migrations/migrations.py --list``.
+Never edit an applied migration: add a new function below.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("modbot")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Tables submissions, images, predictions, verdicts, actions (see README "Database")."""
+    db["submissions"].create(
+        {
+            "fullname": str,  # t3_<id>
+            "id": str,
+            "subreddit": str,
+            "title": str,
+            "author": str,  # NULL for deleted accounts
+            "permalink": str,
+            "url": str,
+            "created_utc": float,  # Unix seconds, from Reddit
+            "link_flair_text": str,
+            "stated_medium": str,  # canonical medium or "unknown"
+            "stated_source": str,  # flair | title | none
+            "stated_raw": str,
+            "status": str,  # processing | done | skipped | failed | retry | abandoned
+            "reason": str,  # why skipped/failed (e.g. video, not_an_image)
+            "attempts": int,
+            "next_attempt_at": float,  # Unix seconds; set when status = retry
+            "first_seen_at": float,
+            "updated_at": float,
+            "data_json": str,  # the submission's raw JSON (public data only)
+        },
+        pk="fullname",
+        not_null={"id", "subreddit", "status", "attempts", "first_seen_at", "updated_at"},
+        defaults={"attempts": 0},
+    )
+    db["submissions"].create_index(["status"])
+    db["submissions"].create_index(["created_utc"])
+
+    db["images"].create(
+        {
+            "id": int,
+            "submission": str,
+            "position": int,  # order within the post (gallery order), from 0
+            "url": str,
+            "source": str,  # direct | gallery | preview | crosspost
+            "media_id": str,
+            "status": str,  # ok, or the ImageError reason (http_status, not_an_image, ...)
+            "error": str,
+            "sha256": str,
+            "path": str,
+            "size_bytes": int,
+            "width": int,
+            "height": int,
+            "format": str,
+            "fetched_at": float,
+        },
+        pk="id",
+        foreign_keys=[("submission", "submissions", "fullname")],
+        not_null={"submission", "position", "url", "status"},
+    )
+    db["images"].create_index(["submission", "position"], unique=True)
+    db["images"].create_index(["sha256"])
+
+    db["predictions"].create(
+        {
+            "id": int,
+            "image_id": int,
+            "submission": str,
+            "model_version": str,
+            "predicted": str,  # top medium
+            "confidence": float,  # its probability, 0-1
+            "probabilities": str,  # JSON object medium -> probability
+            "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("image_id", "images", "id"), ("submission", "submissions", "fullname")],
+        not_null={"image_id", "submission", "model_version", "predicted", "confidence"},
+    )
+    db["predictions"].create_index(["submission"])
+
+    db["verdicts"].create(
+        {
+            "submission": str,
+            "kind": str,  # match | mismatch | uncertain | not_judged
+            "stated": str,
+            "predicted": str,
+            "confidence": float,
+            "reason": str,
+            "model_version": str,
+            "n_images": int,
+            "created_at": float,
+        },
+        pk="submission",
+        foreign_keys=[("submission", "submissions", "fullname")],
+        not_null={"kind", "stated", "created_at"},
+    )
+    db["verdicts"].create_index(["kind"])
+
+    db["actions"].create(
+        {
+            "id": int,
+            "submission": str,
+            "kind": str,  # report | comment
+            "status": str,  # intent | dry_run | sent | failed | unknown
+            "text": str,
+            "reddit_id": str,  # the comment's fullname, when sent
+            "error": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+        foreign_keys=[("submission", "submissions", "fullname")],
+        not_null={"submission", "kind", "status", "created_at"},
+    )
+    # At most one action of each kind per submission, whatever happens: the row is the lock.
+    db["actions"].create_index(["submission", "kind"], unique=True)
+
+
+@migrations()
+def m002_views(db: Database) -> None:
+    """Views for moderators and Datasette: one row per decided submission, and flagged posts."""
+    db.create_view(
+        "decisions",
+        """
+        SELECT s.fullname, s.subreddit, s.title, s.author, s.permalink, s.created_utc,
+               s.link_flair_text, s.stated_medium, s.status, s.reason,
+               v.kind AS verdict, v.predicted, v.confidence, v.model_version, v.n_images
+        FROM submissions s LEFT JOIN verdicts v ON v.submission = s.fullname
+        """,
+    )
+    db.create_view(
+        "flagged",
+        """
+        SELECT s.fullname, s.title, s.author, s.permalink, s.created_utc, v.stated,
+               v.predicted, v.confidence, v.model_version, v.kind AS verdict
+        FROM verdicts v JOIN submissions s ON s.fullname = v.submission
+        WHERE v.kind IN ('mismatch', 'uncertain')
+        """,
+    )

@@ -1,0 +1,132 @@
+"""Act stage: report and/or comment on a mismatch — at most once per submission, ever.
+
+Order of operations for each action kind (``report``, ``comment``):
+
+1. claim: insert the ``actions`` row (``intent``, or ``dry_run`` when the kind is switched off)
+   and commit. The unique index (submission, kind) makes a second claim fail, so a restart, a
+   retry or a duplicate stream item can never act again.
+2. call Reddit (only for ``intent``).
+3. record the outcome: ``sent`` (with the comment's fullname) or ``failed``.
+
+A crash between 1 and 3 leaves ``intent``. On start-up :meth:`Actor.reconcile` settles those:
+a comment is looked up among the submission's comments by our account (found → ``sent``);
+anything unverifiable becomes ``unknown`` and is never re-sent. Moderators see both in
+``modbot review``. The cost of this order is that a crash can lose an action, never double it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from modbot.config import ActionsConfig
+from modbot.domain import Post, Verdict, VerdictKind
+from modbot.record import Store
+
+#: Reddit's limit on a report reason, in characters.
+REPORT_REASON_MAX = 100
+
+log = structlog.get_logger("modbot.act")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What happened to one action kind for one submission: ``status`` as stored in ``actions``."""
+
+    kind: str
+    status: str
+    detail: str | None = None
+
+
+def render(template: str, post: Post, verdict: Verdict, model_version: str | None) -> str:
+    """Fill a report/comment template. Placeholders: ``{predicted} {confidence} {stated}
+    {model_version} {title}``; ``confidence`` is a float 0–1 (use ``{confidence:.0%}``)."""
+    return template.format(
+        predicted=verdict.predicted or "?",
+        confidence=float(verdict.confidence or 0.0),
+        stated=verdict.stated,
+        model_version=model_version or "?",
+        title=post.title,
+    )
+
+
+def report_reason(template: str, post: Post, verdict: Verdict, model_version: str | None) -> str:
+    """The report reason, cut to Reddit's 100-character limit (with an ellipsis if cut)."""
+    text = render(template, post, verdict, model_version)
+    return text if len(text) <= REPORT_REASON_MAX else text[: REPORT_REASON_MAX - 1] + "…"
+
+
+class Actor:
+    """Performs the configured actions through praw. ``reddit`` is a ``praw.Reddit``."""
+
+    def __init__(self, reddit: Any, store: Store, config: ActionsConfig) -> None:
+        self.reddit = reddit
+        self.store = store
+        self.config = config
+
+    def act(self, post: Post, verdict: Verdict, model_version: str | None) -> list[ActionOutcome]:
+        """Act on a verdict. Only ``mismatch`` leads to actions; returns one outcome per kind."""
+        if verdict.kind is not VerdictKind.MISMATCH:
+            return []
+        outcomes = []
+        plans = (
+            ("report", self.config.report,
+             report_reason(self.config.report_template, post, verdict, model_version)),
+            ("comment", self.config.comment,
+             render(self.config.comment_template, post, verdict, model_version)),
+        )
+        for kind, enabled, text in plans:
+            status = "intent" if enabled else "dry_run"
+            if not self.store.claim_action(post.fullname, kind, status=status, text=text):
+                outcomes.append(ActionOutcome(kind, "already_recorded",
+                                              self.store.action_status(post.fullname, kind)))
+                continue
+            if not enabled:
+                outcomes.append(ActionOutcome(kind, "dry_run"))
+                continue
+            outcomes.append(self._send(post, kind, text))
+        return outcomes
+
+    def _send(self, post: Post, kind: str, text: str) -> ActionOutcome:
+        submission = self.reddit.submission(id=post.id)
+        try:
+            if kind == "report":
+                submission.report(text)
+                reddit_id = None
+            else:
+                comment = submission.reply(body=text)
+                reddit_id = getattr(comment, "fullname", None)
+        except Exception as exc:  # praw/prawcore raise many types; all mean "not done"
+            detail = f"{type(exc).__name__}: {exc}"
+            self.store.complete_action(post.fullname, kind, status="failed", error=detail)
+            log.warning("action_failed", fullname=post.fullname, kind=kind, error=detail)
+            return ActionOutcome(kind, "failed", detail)
+        self.store.complete_action(post.fullname, kind, status="sent", reddit_id=reddit_id)
+        return ActionOutcome(kind, "sent", reddit_id)
+
+    def reconcile(self) -> list[ActionOutcome]:
+        """Settle actions left in ``intent`` by a crash (see module docstring). Never re-sends."""
+        outcomes = []
+        me: str | None = None
+        for fullname, kind in self.store.dangling_actions():
+            status, detail = "unknown", "process stopped between intent and answer"
+            if kind == "comment":
+                try:
+                    if me is None:
+                        me = str(self.reddit.user.me()).lower()
+                    submission = self.reddit.submission(id=fullname.removeprefix("t3_"))
+                    submission.comments.replace_more(limit=0)
+                    for c in submission.comments:
+                        if c.author is not None and str(c.author).lower() == me:
+                            status, detail = "sent", c.fullname
+                            break
+                except Exception as exc:  # unverifiable: stay unknown, never resend
+                    detail = f"could not verify: {type(exc).__name__}"
+            self.store.complete_action(fullname, kind, status=status,
+                                       reddit_id=detail if status == "sent" else None,
+                                       error=None if status == "sent" else detail)
+            log.warning("action_reconciled", fullname=fullname, kind=kind, status=status)
+            outcomes.append(ActionOutcome(kind, status, detail))
+        return outcomes

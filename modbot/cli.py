@@ -1,0 +1,220 @@
+"""The ``modbot`` command line. TensorFlow is imported only by commands that classify or train."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from modbot import __version__
+from modbot.errors import ModbotError
+
+
+def _load(config_path: str | None):
+    from modbot.config import load_config
+
+    try:
+        return load_config(config_path)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modbot")
+@click.option("--config", "config_path", envvar="MODBOT_CONFIG", type=click.Path(dir_okay=False),
+              help="TOML config file (default: $MODBOT_CONFIG, else built-in defaults).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """modbot: checks that artworks posted to an image subreddit are the medium they claim."""
+    ctx.obj = {"config_path": config_path}
+
+
+@main.command()
+@click.option("--db", "db_path", default="modbot-demo/modbot.db", show_default=True,
+              type=click.Path(dir_okay=False), help="Where the demo writes its SQLite database.")
+@click.option("--dry-run", is_flag=True, help="Record intended actions only (default: report and "
+              "comment on mismatches — to the sandbox, never to Reddit).")
+@click.option("--json-logs/--pretty-logs", default=None, help="Log format (default: by terminal).")
+@click.option("--quiet", is_flag=True, help="Only warnings in the log; the summary still prints.")
+def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool) -> None:
+    """Run the real daemon against the bundled Reddit sandbox and print a summary.
+
+    Starts a Reddit-compatible server on 127.0.0.1 with the sample shipped in modbot (real r/Art
+    titles and images, PACS images), streams it through praw, classifies with the shipped
+    model, records everything in SQLite and exits when every sample post is recorded.
+    """
+    from modbot.demo import run_demo
+    from modbot.log import configure_logging
+
+    configure_logging(json=json_logs, level="WARNING" if quiet else "INFO")
+    db = Path(db_path)
+    if db.name != "modbot.db":
+        raise click.BadParameter("the demo database file must be named modbot.db", param_hint="--db")
+    try:
+        result = run_demo(db.parent if str(db.parent) else Path("."), act=not dry_run)
+    except (ModbotError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_demo_summary(result)
+
+
+def _print_demo_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from sqlite_utils import Database
+
+    from modbot import summary
+
+    console = Console()
+    db = Database(result.database)
+    console.print(f"\n[bold]modbot demo[/bold]: {result.released} submissions streamed from the "
+                  f"sandbox in {result.seconds:.1f} s; database: {result.database}")
+    t = Table(title="Decisions", title_justify="left")
+    t.add_column("outcome"), t.add_column("submissions", justify="right")
+    for k, v in summary.verdict_counts(db).items():
+        t.add_row(k, str(v))
+    console.print(t)
+    reasons = summary.skip_reasons(db)
+    if reasons:
+        t = Table(title="Not judged: why", title_justify="left")
+        t.add_column("status: reason"), t.add_column("n", justify="right")
+        for k, v in reasons.items():
+            t.add_row(k, str(v))
+        console.print(t)
+    t = Table(title="Mismatches", title_justify="left")
+    for col in ("title", "stated", "predicted", "conf."):
+        t.add_column(col)
+    for m in summary.mismatches(db):
+        t.add_row(m["title"][:48], m["stated"], m["predicted"], f"{m['confidence']:.0%}")
+    console.print(t)
+    t = Table(title="Agreement by stated medium", title_justify="left")
+    for col in ("stated", "judged", "agree", "share"):
+        t.add_column(col, justify="right" if col != "stated" else "left")
+    for a in summary.agreement_by_medium(db):
+        share = "-" if a.agreement is None else f"{a.agreement:.0%}"
+        t.add_row(a.stated, str(a.judged), str(a.matches), share)
+    console.print(t)
+    acts = summary.action_counts(db)
+    console.print("Actions: " + (", ".join(f"{k} {v}" for k, v in acts.items()) or "none")
+                  + "; sandbox received: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(result.writes.items())) or "nothing"))
+    console.print("Next: [bold]sqlite3 " + result.database + "[/bold] or see README for more commands.")
+
+
+@main.command()
+@click.option("--json-logs/--pretty-logs", default=None, help="Log format (default: by terminal).")
+@click.pass_context
+def run(ctx: click.Context, json_logs: bool | None) -> None:
+    """Run the daemon: stream the configured subreddits until stopped (SIGTERM/Ctrl-C)."""
+    import signal
+    import threading
+
+    from modbot.daemon import Daemon
+    from modbot.log import configure_logging
+    from modbot.stream import make_reddit
+
+    configure_logging(json=json_logs)
+    config = _load(ctx.obj["config_path"])
+    stop = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        daemon = Daemon(config, reddit=make_reddit(config))
+        daemon.run(stop=stop)
+        daemon.close()
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.pass_context
+def medium(ctx: click.Context) -> None:
+    """Read JSON lines ({"title": ..., "link_flair_text": ...}) on stdin; write each back with
+    an added "stated_medium" field.
+
+    Example: echo '{"title": "Dusk, me, oil on canvas, 2020"}' | modbot medium
+    """
+    from modbot.medium import Vocabulary, annotate_jsonl
+
+    config = _load(ctx.obj["config_path"])
+    try:
+        vocab = Vocabulary.default().with_terms(config.medium.vocabulary)
+        annotate_jsonl(sys.stdin, sys.stdout, vocabulary=vocab)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write (model.keras, labels.json, metrics.json).")
+@click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder-per-medium validation tree (for early stopping).")
+@click.option("--test", "test_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder-per-medium held-out tree, evaluated once at the end.")
+@click.option("--epochs", type=int, default=None, help="Training epochs (default: the trainer's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None,
+          epochs: int | None, seed: int) -> None:
+    """Train a medium classifier on DATA_DIR, a folder-per-medium image tree."""
+    import json
+
+    from modbot.train import train_model
+
+    kwargs = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir}
+    if epochs is not None:
+        kwargs["epochs"] = epochs
+    try:
+        metrics = train_model(data_dir, out_dir, **kwargs)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(metrics, indent=2, default=str))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("migrate")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.pass_context
+def db_migrate(ctx: click.Context, db_path: str | None) -> None:
+    """Create the database or apply pending migrations, then list them."""
+    from modbot.migrations import migrations
+    from modbot.record import open_database
+
+    config = _load(ctx.find_root().obj["config_path"])
+    path = db_path or config.storage.database
+    try:
+        database = open_database(path)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for m in migrations.applied(database):
+        click.echo(f"applied  {m.name}  {m.applied_at}")
+    click.echo(f"{path}: up to date")
+
+
+@main.command("config")
+@click.option("--defaults", is_flag=True, help="Print every key with its default and meaning.")
+@click.pass_context
+def config_cmd(ctx: click.Context, defaults: bool) -> None:
+    """Show the effective configuration (no secrets: credentials live in praw.ini/env)."""
+    import dataclasses
+    import json
+
+    from modbot.config import default_config_text
+
+    if defaults:
+        click.echo(default_config_text())
+        return
+    config = _load(ctx.obj["config_path"])
+    click.echo(json.dumps(dataclasses.asdict(config), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

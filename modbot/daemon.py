@@ -1,0 +1,260 @@
+"""The daemon: stream → images → classify → judge → record → act, one submission at a time.
+
+``Pipeline.process`` is the whole path of one post; read it top to bottom to follow a
+submission from the stream to the database. ``Daemon.run`` feeds it from the praw stream,
+settles what a previous run left unfinished, and retries retryable failures with backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from modbot.act import Actor
+from modbot.config import Config
+from modbot.domain import Post, Prediction
+from modbot.errors import ImageError, ModbotError
+from modbot.images import ImageFetcher, resolve_images
+from modbot.judge import judge
+from modbot.medium import Vocabulary, stated_medium
+from modbot.record import Store
+from modbot.stream import post_from_data, stream_posts
+
+log = structlog.get_logger("modbot.daemon")
+
+#: A submission whose images failed retryably is tried at most this many times in all.
+MAX_ATTEMPTS = 4
+#: First retry delay in seconds; doubles with each attempt (60 s, 120 s, 240 s).
+RETRY_BASE_S = 60.0
+
+
+class Classifier(Protocol):
+    """What the daemon needs of a classifier (see ``modbot.classify.KerasClassifier``)."""
+
+    labels: tuple[str, ...]
+    version: str
+
+    def predict(self, images: list[Any]) -> list[Prediction]:
+        """One ``Prediction`` per RGB Pillow image, same order."""
+        ...
+
+
+def load_classifier(config: Config) -> Classifier:
+    """Load the configured model (``[storage] model_dir``; empty = the shipped model).
+
+    Imports TensorFlow (seconds); raises ``ModelError`` for a broken model directory.
+    """
+    from modbot.classify import KerasClassifier
+
+    return KerasClassifier.load(config.storage.model_dir or None)
+
+
+@dataclass
+class Pipeline:
+    """One submission's way through the stages. All collaborators are real objects; tests swap
+    them for other real ones (the sandbox's praw client, a small model, a temp database)."""
+
+    config: Config
+    store: Store
+    fetcher: ImageFetcher
+    classifier: Classifier
+    actor: Actor
+    vocabulary: Vocabulary = field(default_factory=Vocabulary.default)
+
+    def process(self, post: Post) -> str:
+        """Process ``post`` completely and return its final status (done, skipped, retry, failed).
+
+        Every outcome is recorded; nothing is raised for bad input (a broken image, a post
+        without images). Unexpected errors propagate to the caller, with the submission left
+        in ``processing`` so it is processed again.
+        """
+        started = time.monotonic()
+        stated = stated_medium(post.title, post.link_flair_text, vocabulary=self.vocabulary)
+        attempt = self.store.begin(post, stated)
+        facts: dict[str, Any] = {
+            "fullname": post.fullname, "subreddit": post.subreddit, "attempt": attempt,
+            "stated": stated.medium, "stated_source": stated.source,
+        }
+
+        def done(status: str, **more: Any) -> str:
+            facts.update(more)
+            facts["status"] = status
+            facts["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+            log.info("submission", **facts)
+            return status
+
+        # images: resolve
+        resolution = resolve_images(post.data, max_images=self.config.images.max_images_per_post)
+        if resolution.skip_reason:
+            self.store.finish(post.fullname, "skipped", reason=resolution.skip_reason)
+            return done("skipped", reason=resolution.skip_reason)
+
+        # images: fetch
+        fetched, image_ids, errors = [], [], []
+        for position, ref in enumerate(resolution.images):
+            try:
+                image = self.fetcher.fetch(ref)
+            except ImageError as exc:
+                errors.append(exc)
+                self.store.record_image(post.fullname, position, ref, status=exc.reason,
+                                        error=str(exc)[:500])
+                continue
+            fetched.append(image)
+            image_ids.append(self.store.record_image(post.fullname, position, ref, fetched=image))
+        facts["n_images"] = len(fetched)
+        if not fetched:
+            reason = errors[0].reason if errors else "no_image"
+            if any(e.retryable for e in errors) and attempt < MAX_ATTEMPTS:
+                when = time.time() + RETRY_BASE_S * 2 ** (attempt - 1)
+                self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
+                return done("retry", reason=reason, retry_in_s=round(when - time.time()))
+            self.store.finish(post.fullname, "failed", reason=reason)
+            return done("failed", reason=reason)
+
+        # classify
+        predictions = self.classifier.predict([f.rgb for f in fetched])
+        self.store.record_predictions(post.fullname, image_ids, predictions)
+
+        # judge
+        verdict = judge(stated.medium, predictions, threshold_for=self.config.judge.threshold_for)
+        self.store.record_verdict(post.fullname, verdict, model_version=self.classifier.version,
+                                  n_images=len(fetched))
+        facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,
+                     confidence=None if verdict.confidence is None else round(verdict.confidence, 3),
+                     model_version=self.classifier.version)
+
+        # act
+        outcomes = self.actor.act(post, verdict, self.classifier.version)
+        if outcomes:
+            facts["actions"] = {o.kind: o.status for o in outcomes}
+
+        reason = None
+        if errors:
+            reason = f"{len(errors)} of {len(resolution.images)} images failed: {errors[0].reason}"
+        self.store.finish(post.fullname, "done", reason=reason)
+        return done("done", reason=reason)
+
+
+@dataclass
+class RunStats:
+    """Counts from one ``Daemon.run``: submissions processed, by final status, and errors."""
+
+    processed: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+class Daemon:
+    """The long-running service around a ``Pipeline``.
+
+    ``reddit`` is a ``praw.Reddit``; ``classifier`` defaults to the configured model.
+    """
+
+    def __init__(self, config: Config, *, reddit: Any, classifier: Classifier | None = None,
+                 store: Store | None = None) -> None:
+        self.config = config
+        self.reddit = reddit
+        self.store = store or Store(config.storage.database)
+        self.classifier = classifier or load_classifier(config)
+        self.actor = Actor(reddit, self.store, config.actions)
+        self.pipeline = Pipeline(
+            config=config,
+            store=self.store,
+            fetcher=ImageFetcher(
+                config.storage.image_cache,
+                max_bytes=config.images.max_bytes,
+                connect_timeout=config.images.connect_timeout,
+                read_timeout=config.images.read_timeout,
+                allow_hosts=config.images.allow_hosts,
+                user_agent=config.reddit.user_agent,
+            ),
+            classifier=self.classifier,
+            actor=self.actor,
+            vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
+        )
+        self.stats = RunStats()
+
+    def process_safely(self, post: Post) -> str | None:
+        """Process one post; an unexpected error is logged with its traceback and recorded as a
+        retry (bounded by ``MAX_ATTEMPTS``) instead of ending the daemon. Returns the status."""
+        try:
+            status = self.pipeline.process(post)
+        except ModbotError as exc:
+            status = self._record_crash(post, exc)
+        except Exception as exc:  # a bug must not stop moderation of every later post
+            status = self._record_crash(post, exc)
+        self.stats.processed += 1
+        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        return status
+
+    def _record_crash(self, post: Post, exc: Exception) -> str:
+        self.stats.errors += 1
+        row = self.store.db.execute(
+            "SELECT attempts FROM submissions WHERE fullname = ?", [post.fullname]).fetchone()
+        attempts = row[0] if row else MAX_ATTEMPTS
+        reason = f"internal_error: {type(exc).__name__}"
+        log.error("submission_error", fullname=post.fullname, error_type=type(exc).__name__,
+                  error=str(exc)[:300], traceback=traceback.format_exc(limit=8))
+        if row is None:
+            return "failed"
+        if attempts < MAX_ATTEMPTS:
+            when = time.time() + RETRY_BASE_S * 2 ** (attempts - 1)
+            self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
+            return "retry"
+        self.store.finish(post.fullname, "failed", reason=reason)
+        return "failed"
+
+    def recover(self) -> None:
+        """Settle what an earlier run left: dangling action intents, then unfinished posts."""
+        self.actor.reconcile()
+        for fullname in self.store.unfinished():
+            data = self.store.stored_data(fullname)
+            if data:
+                log.info("resume_unfinished", fullname=fullname)
+                self.process_safely(post_from_data(data))
+
+    def retry_due(self) -> None:
+        """Process submissions whose retry time has come."""
+        for fullname in self.store.due_retries():
+            data = self.store.stored_data(fullname)
+            if data:
+                self.process_safely(post_from_data(data))
+
+    def run(self, *, stop: threading.Event | None = None,
+            until: Callable[[], bool] | None = None,
+            on_idle: Callable[[], None] | None = None) -> RunStats:
+        """Stream and process until ``stop`` is set or ``until()`` is true (checked when idle).
+
+        ``on_idle`` is called after every poll that brought nothing new (watchdog pings).
+        """
+        stop = stop or threading.Event()
+        self.recover()
+        log.info("stream_start", subreddits=self.config.reddit.subreddits,
+                 model_version=self.classifier.version,
+                 actions={"report": self.config.actions.report, "comment": self.config.actions.comment})
+        for post in stream_posts(self.reddit, self.config.reddit.subreddits,
+                                 poll_interval=self.config.reddit.poll_interval, stop=stop):
+            if post is None:
+                self.retry_due()
+                if on_idle is not None:
+                    on_idle()
+                if until is not None and until():
+                    break
+                continue
+            if self.store.status_of(post.fullname) in ("done", "skipped", "failed", "retry"):
+                continue  # already recorded: restart overlap or a duplicate listing item
+            self.process_safely(post)
+            if stop.is_set():
+                break
+        log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status)
+        return self.stats
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()

@@ -1,0 +1,43 @@
+"""Logging setup: structlog to stdout — JSON lines when stdout is not a terminal (journald,
+files, pipes), coloured key=value lines in a terminal. One canonical ``submission`` event per post.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
+    """Configure structlog and the stdlib root logger.
+
+    ``json``: force JSON (True) or console (False) output; None = JSON unless stdout is a TTY.
+    ``level``: minimum level name (``DEBUG``, ``INFO``, ``WARNING`` …). praw/prawcore/urllib3
+    debug output is kept at WARNING so request details (which can include tokens) never reach
+    the log.
+    """
+    if json is None:
+        json = not sys.stdout.isatty()
+    lvl = logging.getLevelName(level.upper())
+    if not isinstance(lvl, int):
+        lvl = logging.INFO
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=lvl, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("praw", "prawcore", "urllib3", "requests", "PIL", "tensorflow", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,275 @@
+"""Record stage: every submission, image, prediction, verdict and action in SQLite.
+
+The database is opened in WAL mode and migrated on open (``migrations/``). Each public method
+commits before it returns, so a crash loses at most the submission in progress, which stays in
+status ``processing`` and is processed again on restart.
+
+Submission statuses: ``processing`` (started, not finished), ``done`` (judged),
+``skipped`` (nothing to classify: ``reason`` says why), ``retry`` (a retryable failure;
+``next_attempt_at`` says when), ``failed`` (gave up; ``reason``), ``abandoned`` (shutdown
+interrupted it; processed again on the next start).
+
+Action statuses: ``dry_run`` (actions off: what would have been done), ``intent`` (about to call
+Reddit: written *before* the call), ``sent``, ``failed`` (Reddit refused; not retried),
+``unknown`` (the process died between intent and answer; never re-sent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from modbot.domain import FetchedImage, ImageRef, Post, Prediction, StatedMedium, Verdict
+from modbot.errors import StoreError
+
+#: Final statuses: a submission in one of these is never processed again by the stream.
+FINAL_STATUSES = ("done", "skipped", "failed")
+
+
+def open_database(path: str | Path) -> Database:
+    """Open (creating if needed) the SQLite file at ``path`` in WAL mode and apply migrations.
+
+    Raises ``StoreError`` if the file cannot be opened or a migration fails.
+    """
+    from modbot.migrations import migrations
+
+    try:
+        p = Path(path)
+        if str(p) != ":memory:":
+            p.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(p), timeout=30, check_same_thread=False, isolation_level=None)
+        db = Database(conn)
+        db.execute("PRAGMA foreign_keys = ON")
+        if str(p) != ":memory:":
+            db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(db)
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    return db
+
+
+def post_json(data: Mapping[str, Any]) -> str:
+    """Serialise a submission's raw data for ``submissions.data_json``.
+
+    praw objects (``author``, ``subreddit``) become their names; private attributes (leading
+    ``_``, e.g. praw's ``_reddit``) are dropped, so nothing but Reddit's public fields is stored.
+    """
+    clean = {k: v for k, v in data.items() if not k.startswith("_")}
+    return json.dumps(clean, default=str, sort_keys=True)
+
+
+class Store:
+    """The modbot database: one instance per process, safe to use from one thread at a time
+    (the daemon's retrain thread opens its own)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.db = open_database(path)
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the connection."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        self.db.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    # --- submissions -------------------------------------------------------------------
+    def status_of(self, fullname: str) -> str | None:
+        """The submission's status, or None if it was never seen."""
+        row = self.db.execute("SELECT status FROM submissions WHERE fullname = ?", [fullname]).fetchone()
+        return row[0] if row else None
+
+    def is_final(self, fullname: str) -> bool:
+        """True if the submission needs no more work (done, skipped or failed)."""
+        return self.status_of(fullname) in FINAL_STATUSES
+
+    def begin(self, post: Post, stated: StatedMedium, *, now: float | None = None) -> int:
+        """Record that processing of ``post`` starts; clears results of an earlier, unfinished try.
+
+        Actions are kept: they are the record of what was already sent. Returns the attempt
+        number (1 for the first).
+        """
+        now = time.time() if now is None else now
+        with self._tx():
+            row = self.db.execute(
+                "SELECT attempts, first_seen_at FROM submissions WHERE fullname = ?", [post.fullname]
+            ).fetchone()
+            attempts = (row[0] if row else 0) + 1
+            first_seen = row[1] if row else now
+            self.db.execute("DELETE FROM predictions WHERE submission = ?", [post.fullname])
+            self.db.execute("DELETE FROM verdicts WHERE submission = ?", [post.fullname])
+            self.db.execute("DELETE FROM images WHERE submission = ?", [post.fullname])
+            self.db["submissions"].upsert(
+                {
+                    "fullname": post.fullname,
+                    "id": post.id,
+                    "subreddit": post.subreddit,
+                    "title": post.title,
+                    "author": post.author,
+                    "permalink": post.permalink,
+                    "url": post.url,
+                    "created_utc": post.created_utc,
+                    "link_flair_text": post.link_flair_text,
+                    "stated_medium": stated.medium,
+                    "stated_source": stated.source,
+                    "stated_raw": stated.raw,
+                    "status": "processing",
+                    "reason": None,
+                    "attempts": attempts,
+                    "next_attempt_at": None,
+                    "first_seen_at": first_seen,
+                    "updated_at": now,
+                    "data_json": post_json(post.data),
+                },
+                pk="fullname",
+            )
+        return attempts
+
+    def finish(self, fullname: str, status: str, *, reason: str | None = None,
+               next_attempt_at: float | None = None) -> None:
+        """Set the submission's final (or retry) status and reason."""
+        with self._tx():
+            self.db.execute(
+                "UPDATE submissions SET status = ?, reason = ?, next_attempt_at = ?, updated_at = ? "
+                "WHERE fullname = ?",
+                [status, reason, next_attempt_at, time.time(), fullname],
+            )
+
+    def unfinished(self) -> list[str]:
+        """Fullnames left in ``processing`` or ``abandoned`` (a crash or shutdown mid-post)."""
+        rows = self.db.execute(
+            "SELECT fullname FROM submissions WHERE status IN ('processing', 'abandoned') "
+            "ORDER BY created_utc"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def due_retries(self, now: float | None = None) -> list[str]:
+        """Fullnames in ``retry`` whose ``next_attempt_at`` has passed, oldest first."""
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT fullname FROM submissions WHERE status = 'retry' AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at",
+            [now],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def stored_data(self, fullname: str) -> dict[str, Any] | None:
+        """The raw submission JSON recorded by :meth:`begin`, or None."""
+        row = self.db.execute("SELECT data_json FROM submissions WHERE fullname = ?", [fullname]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    # --- images and predictions --------------------------------------------------------
+    def record_image(self, fullname: str, position: int, ref: ImageRef, *,
+                     fetched: FetchedImage | None = None, status: str = "ok",
+                     error: str | None = None) -> int:
+        """Record one image of a submission (fetched, or the reason it failed). Returns its id."""
+        row: dict[str, Any] = {
+            "submission": fullname,
+            "position": position,
+            "url": ref.url,
+            "source": ref.source,
+            "media_id": ref.media_id,
+            "status": status,
+            "error": error,
+            "fetched_at": time.time(),
+        }
+        if fetched is not None:
+            row.update(
+                sha256=fetched.sha256, path=fetched.path, size_bytes=fetched.size_bytes,
+                width=fetched.width, height=fetched.height, format=fetched.format,
+            )
+        with self._tx():
+            return int(self.db["images"].insert(row).last_pk)
+
+    def record_predictions(self, fullname: str, image_ids: Sequence[int],
+                           predictions: Sequence[Prediction]) -> None:
+        """Record one prediction per image (same order), with model version and probabilities."""
+        now = time.time()
+        rows = []
+        for image_id, pred in zip(image_ids, predictions, strict=True):
+            label, conf = pred.top
+            rows.append({
+                "image_id": image_id, "submission": fullname, "model_version": pred.model_version,
+                "predicted": label, "confidence": conf,
+                "probabilities": json.dumps({k: round(float(v), 6) for k, v in pred.probabilities.items()}),
+                "created_at": now,
+            })
+        with self._tx():
+            self.db["predictions"].insert_all(rows)
+
+    def record_verdict(self, fullname: str, verdict: Verdict, *, model_version: str | None,
+                       n_images: int) -> None:
+        """Record (or replace) the submission's verdict."""
+        with self._tx():
+            self.db["verdicts"].upsert({
+                "submission": fullname, "kind": verdict.kind.value, "stated": verdict.stated,
+                "predicted": verdict.predicted, "confidence": verdict.confidence,
+                "reason": verdict.reason, "model_version": model_version, "n_images": n_images,
+                "created_at": time.time(),
+            }, pk="submission")
+
+    # --- actions -----------------------------------------------------------------------
+    def action_status(self, fullname: str, kind: str) -> str | None:
+        """Status of the submission's action of ``kind`` (report/comment), or None."""
+        row = self.db.execute(
+            "SELECT status FROM actions WHERE submission = ? AND kind = ?", [fullname, kind]
+        ).fetchone()
+        return row[0] if row else None
+
+    def claim_action(self, fullname: str, kind: str, *, status: str, text: str) -> bool:
+        """Insert the action row (``intent`` or ``dry_run``) if none exists; committed at once.
+
+        Returns False if an action of this kind was already recorded for the submission: the
+        caller must then not act. The unique index (submission, kind) makes this the lock that
+        keeps a report or comment from ever being sent twice.
+        """
+        now = time.time()
+        try:
+            with self._tx():
+                self.db.execute(
+                    "INSERT INTO actions (submission, kind, status, text, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [fullname, kind, status, text, now, now],
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def complete_action(self, fullname: str, kind: str, *, status: str,
+                        reddit_id: str | None = None, error: str | None = None) -> None:
+        """Record the outcome (``sent``/``failed``/``unknown``) of a claimed action."""
+        with self._tx():
+            self.db.execute(
+                "UPDATE actions SET status = ?, reddit_id = ?, error = ?, updated_at = ? "
+                "WHERE submission = ? AND kind = ?",
+                [status, reddit_id, error, time.time(), fullname, kind],
+            )
+
+    def dangling_actions(self) -> list[tuple[str, str]]:
+        """(fullname, kind) of actions left in ``intent``: the process died mid-call."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT submission, kind FROM actions WHERE status = 'intent'").fetchall()]
+
+    # --- reading -----------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Row counts per verdict kind plus submission statuses, for summaries."""
+        out: dict[str, int] = {}
+        for status, n in self.db.execute("SELECT status, COUNT(*) FROM submissions GROUP BY status"):
+            out[f"status:{status}"] = n
+        for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM verdicts GROUP BY kind"):
+            out[f"verdict:{kind}"] = n
+        return out
