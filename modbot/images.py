@@ -1,0 +1,704 @@
+"""The images stage: which images a submission offers, and downloading them safely.
+
+Two halves, used in this order by the pipeline:
+
+1. :func:`resolve_images` (pure, no network) reads a submission's raw JSON ``data`` and returns a
+   :class:`~modbot.domain.Resolution`: the :class:`~modbot.domain.ImageRef` objects to download, or
+   why there are none.
+2. :class:`ImageFetcher` downloads one ``ImageRef`` over HTTP(S) with timeouts, a byte cap, an
+   address guard on every redirect hop and Pillow validation, stores the original bytes in a
+   content-addressed cache and returns a :class:`~modbot.domain.FetchedImage` with the decoded RGB
+   image. :func:`decode_image` and :func:`load_cached` are the decoding half on their own (the
+   retraining job re-reads the cache with :func:`load_cached`).
+
+The resolution rules follow Reddit data measured in ``../shared/data/reddit-api/`` (praw's
+recorded cassettes; see ``tests/data/reddit-api/README.md``): in a 100-post ``r/popular`` page,
+50 posts are i.redd.it images (``post_hint == "image"``), 14 galleries, 25 videos (``is_video``
+or ``post_hint`` ``hosted:video``/``rich:video``), 6 self posts and 5 article links that carry
+a ``preview``.
+
+Errors raised are the :class:`~modbot.errors.ImageError` subclasses; each has a ``reason`` code
+that the record stage stores as-is and a ``retryable`` flag.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import ipaddress
+import os
+import re
+import socket
+import struct
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from modbot import __version__
+from modbot.domain import FetchedImage, ImageRef, Resolution
+from modbot.errors import (
+    BlockedAddressError,
+    DecompressionBombError,
+    ImageDecodeError,
+    ImageError,
+    ImageFetchError,
+    ImageHTTPStatusError,
+    ImageTooLargeError,
+    NotAnImageError,
+)
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "SKIP_GALLERY_UNAVAILABLE",
+    "SKIP_NO_IMAGE",
+    "SKIP_SELF_POST",
+    "SKIP_UNSUPPORTED_HOST",
+    "SKIP_VIDEO",
+    "ImageFetcher",
+    "cache_path",
+    "check_url_allowed",
+    "decode_image",
+    "find_cached",
+    "is_public_address",
+    "load_cached",
+    "resolve_images",
+]
+
+# --------------------------------------------------------------------------------------------
+# Resolve
+# --------------------------------------------------------------------------------------------
+
+#: ``Resolution.skip_reason`` codes (stored in the database as-is).
+SKIP_VIDEO = "video"  #: a video (v.redd.it, YouTube, imgur .gifv …): nothing still to classify
+SKIP_SELF_POST = "self_post"  #: a text post
+SKIP_NO_IMAGE = "no_image"  #: a link post with neither an image URL nor a ``preview``
+SKIP_GALLERY_UNAVAILABLE = "gallery_unavailable"  #: a gallery without one usable image item
+SKIP_UNSUPPORTED_HOST = "unsupported_host"  #: an image page we cannot read without a preview
+
+#: Hosts whose every URL is an image file (Reddit's and imgur's image CDNs).
+_DIRECT_HOSTS = frozenset({"i.redd.it", "i.imgur.com"})
+#: imgur's HTML page hosts (``imgur.com/abc`` is a page around ``i.imgur.com/abc.jpg``).
+_IMGUR_PAGE_HOSTS = frozenset({"imgur.com", "www.imgur.com", "m.imgur.com"})
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+_VIDEO_EXTENSIONS = (".gifv", ".mp4", ".webm", ".mov", ".m3u8", ".mkv")
+_VIDEO_HOSTS = frozenset({"v.redd.it"})
+_VIDEO_HINTS = frozenset({"hosted:video", "rich:video"})
+#: Gallery item kinds (``media_metadata[id]["e"]``) that we download.
+_GALLERY_KINDS = frozenset({"Image", "AnimatedImage"})
+
+
+def _unescape(url: str) -> str:
+    """Undo Reddit's HTML escaping of ``&`` in URLs (present unless ``raw_json=1`` was sent).
+
+    Only ``&amp;`` is replaced: :func:`html.unescape` would also turn query strings such as
+    ``&not=1`` into ``¬=1`` (HTML's legacy entities need no semicolon).
+    """
+    return url.replace("&amp;", "&")
+
+
+def _http_url(value: Any) -> str | None:
+    """``value`` unescaped if it is an absolute http(s) URL with a host, else ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    url = _unescape(value.strip())
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def _host_and_path(url: str | None) -> tuple[str, str]:
+    """Lower-cased host name and path of ``url`` (empty strings when absent)."""
+    if not url:
+        return "", ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", ""
+    return (parts.hostname or "").lower(), parts.path.lower()
+
+
+def _preview_url(data: Mapping[str, Any]) -> str | None:
+    """``preview.images[0].source.url`` (Reddit's re-hosted still of the link), if any."""
+    preview = data.get("preview")
+    if not isinstance(preview, Mapping):
+        return None
+    images = preview.get("images")
+    if not isinstance(images, list) or not images or not isinstance(images[0], Mapping):
+        return None
+    source = images[0].get("source")
+    if not isinstance(source, Mapping):
+        return None
+    return _http_url(source.get("url"))
+
+
+def _is_video(data: Mapping[str, Any], host: str, path: str) -> bool:
+    if data.get("is_video"):
+        return True
+    if data.get("post_hint") in _VIDEO_HINTS:
+        return True
+    if host in _VIDEO_HOSTS or path.endswith(_VIDEO_EXTENSIONS):
+        return True
+    for key in ("media", "secure_media"):
+        media = data.get(key)
+        if isinstance(media, Mapping) and media.get("reddit_video"):
+            return True
+    return False
+
+
+def _gallery_item_url(meta: Any) -> str | None:
+    """The URL to download for one ``media_metadata`` entry, or ``None`` to skip it.
+
+    ``status`` must be ``valid`` (``unprocessed`` items have no URLs yet). For ``e == "Image"``
+    the source image ``s.u``; for ``e == "AnimatedImage"`` (a GIF in a gallery, which Reddit
+    describes with ``s.gif``/``s.mp4`` and no ``s.u``) a still ``s.u`` if present, else the
+    ``s.gif`` file, of which :func:`decode_image` keeps the first frame. Other kinds (e.g.
+    ``RedditVideo``) are skipped.
+    """
+    if not isinstance(meta, Mapping) or meta.get("status") != "valid":
+        return None
+    if meta.get("e") not in _GALLERY_KINDS:
+        return None
+    source = meta.get("s")
+    if not isinstance(source, Mapping):
+        return None
+    url = _http_url(source.get("u"))
+    if url is None and meta.get("e") == "AnimatedImage":
+        url = _http_url(source.get("gif"))
+    return url
+
+
+def _resolve_gallery(data: Mapping[str, Any], max_images: int) -> Resolution:
+    gallery = data.get("gallery_data")
+    items = gallery.get("items") if isinstance(gallery, Mapping) else None
+    if not isinstance(items, list):
+        items = []
+    metadata = data.get("media_metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    refs: list[ImageRef] = []
+    skipped = 0
+    for item in items:
+        if not isinstance(item, Mapping) or item.get("is_deleted"):
+            skipped += 1
+            continue
+        media_id = item.get("media_id")
+        url = _gallery_item_url(metadata.get(media_id)) if isinstance(media_id, str) else None
+        if url is None:
+            skipped += 1
+            continue
+        if len(refs) >= max_images:
+            skipped += 1  # left out by the per-post cap
+            continue
+        refs.append(ImageRef(url, "gallery", media_id))
+    if not refs:
+        return Resolution(skip_reason=SKIP_GALLERY_UNAVAILABLE, skipped_items=skipped)
+    return Resolution(images=tuple(refs), skipped_items=skipped)
+
+
+def _resolve(data: Mapping[str, Any], max_images: int, depth: int) -> Resolution:
+    parents = data.get("crosspost_parent_list")
+    if depth < 3 and isinstance(parents, list) and parents and isinstance(parents[0], Mapping):
+        parent = _resolve(parents[0], max_images, depth + 1)
+        return Resolution(
+            images=tuple(ImageRef(r.url, "crosspost", r.media_id) for r in parent.images),
+            skip_reason=parent.skip_reason,
+            skipped_items=parent.skipped_items,
+        )
+
+    url = _http_url(data.get("url_overridden_by_dest")) or _http_url(data.get("url"))
+    host, path = _host_and_path(url)
+
+    if _is_video(data, host, path):
+        return Resolution(skip_reason=SKIP_VIDEO)
+    if data.get("is_gallery") or isinstance(data.get("gallery_data"), Mapping):
+        return _resolve_gallery(data, max_images)
+    if data.get("is_self") or str(data.get("domain") or "").startswith("self."):
+        return Resolution(skip_reason=SKIP_SELF_POST)
+    if url is not None and (
+        host in _DIRECT_HOSTS
+        or path.endswith(_IMAGE_EXTENSIONS)
+        or data.get("post_hint") == "image"
+    ):
+        return Resolution(images=(ImageRef(url, "direct"),))
+
+    preview = data.get("preview")
+    if isinstance(preview, Mapping) and preview.get("reddit_video_preview"):
+        # A GIF host's video (e.g. an imgur .gifv behind a page URL).
+        return Resolution(skip_reason=SKIP_VIDEO)
+    preview_url = _preview_url(data)
+    if host in _IMGUR_PAGE_HOSTS:
+        # imgur.com/abc (and /a/ albums, /gallery/) are HTML pages; Reddit's preview is the
+        # only image we can fetch without imgur's API.
+        if preview_url is None:
+            return Resolution(skip_reason=SKIP_UNSUPPORTED_HOST)
+        return Resolution(images=(ImageRef(preview_url, "preview"),))
+    if preview_url is not None:
+        return Resolution(images=(ImageRef(preview_url, "preview"),))
+    return Resolution(skip_reason=SKIP_NO_IMAGE)
+
+
+def resolve_images(data: Mapping[str, Any], *, max_images: int = 20) -> Resolution:
+    """Decide which images of a submission to classify, from its raw JSON only (no network).
+
+    ``data`` is the submission's ``data`` object as Reddit returns it (a ``t3`` thing), or
+    ``vars(submission)`` of a praw ``Submission`` (praw objects in ``author``/``subreddit`` are
+    never read; a praw object itself is accepted too). Rules, first match wins:
+
+    1. crosspost (``crosspost_parent_list[0]``): the parent is resolved by these rules and its
+       refs get ``source="crosspost"`` (a parent's skip reason is returned as is);
+    2. video (``is_video``, ``post_hint`` ``hosted:video``/``rich:video``, host v.redd.it, a
+       ``.gifv``/``.mp4``… path, ``media.reddit_video``) → skip ``video``;
+    3. gallery (``is_gallery`` or ``gallery_data``): ``gallery_data.items`` in order, looked up
+       in ``media_metadata``; items with ``status != "valid"``, deleted items and kinds other
+       than ``Image``/``AnimatedImage`` are counted in ``skipped_items`` (see
+       :func:`_gallery_item_url` for ``AnimatedImage``); none usable → skip
+       ``gallery_unavailable``;
+    4. self post (``is_self``, domain ``self.*``) → skip ``self_post``;
+    5. direct image (host i.redd.it or i.imgur.com, a path ending .jpg/.jpeg/.png/.gif/.webp, or
+       ``post_hint == "image"``) → ``ImageRef(url, "direct")``; decided by fields and path, not
+       the host alone, so ``http://127.0.0.1:PORT/i/name.jpg`` of the sandbox is direct too;
+    6. imgur page (imgur.com/…, albums included) → ``preview.images[0].source.url``, else skip
+       ``unsupported_host``;
+    7. any other link with a ``preview`` → that preview (``source="preview"``), else skip
+       ``no_image``.
+
+    ``&amp;`` in URLs is unescaped. At most ``max_images`` refs are returned; gallery items left
+    out by that cap are counted in ``skipped_items`` too.
+
+    Raises ``ValueError`` if ``max_images < 1``.
+    """
+    if max_images < 1:
+        raise ValueError(f"max_images must be at least 1, got {max_images}")
+    if not isinstance(data, Mapping):
+        data = vars(data)
+    return _resolve(data, max_images, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Address guard
+# --------------------------------------------------------------------------------------------
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public_address(address: str | _IPAddress) -> bool:
+    """True when ``address`` (an IPv4/IPv6 literal) is a public unicast address.
+
+    Refused: private, loopback, link-local (incl. 169.254.169.254, the cloud metadata service),
+    multicast, reserved, unspecified, shared (100.64.0.0/10) and any other address the IANA
+    special-purpose registries mark as not globally reachable (``ipaddress``'s ``is_global``).
+    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they map.
+    Raises ``ValueError`` for a string that is not an IP address.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def check_url_allowed(url: str, allow_hosts: Iterable[str] = ()) -> None:
+    """Refuse a URL the fetcher must not request; return ``None`` when it may.
+
+    The scheme must be http or https and the URL must name a host; then, unless the host name
+    (case-insensitive, without port) is in ``allow_hosts``, every address
+    :func:`socket.getaddrinfo` resolves it to must pass :func:`is_public_address`.
+
+    Raises :class:`BlockedAddressError` for a refused address, and :class:`ImageFetchError` for a
+    bad scheme or URL (not retryable) or a failed DNS lookup (retryable).
+
+    A guard on resolution leaves a window for DNS rebinding (the HTTP library resolves again);
+    it stops the common case of links and redirects to internal addresses.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        err = ImageFetchError(f"invalid URL: {exc}", url=url)
+        err.retryable = False
+        raise err from exc
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        err = ImageFetchError(f"only http(s) URLs with a host are fetched: {url!r}", url=url)
+        err.retryable = False
+        raise err
+    if host in {h.lower() for h in allow_hosts}:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host, port or (443 if scheme == "https" else 80), proto=socket.IPPROTO_TCP
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ImageFetchError(f"cannot resolve {host!r}: {exc}", url=url) from exc
+    for info in infos:
+        address = str(info[4][0])
+        if not is_public_address(address):
+            raise BlockedAddressError(
+                f"{host!r} resolves to non-public address {address}", url=url
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Decode
+# --------------------------------------------------------------------------------------------
+
+#: Pillow formats accepted. Restricting ``Image.open`` to these keeps rarely used decoders
+#: (EPS, which runs Ghostscript; PSD; TIFF …) away from untrusted bytes. The JPEG opener also
+#: returns multi-picture JPEGs as phones write them (format ``MPO``). ``AVIF`` is used when
+#: this Pillow build has it.
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "AVIF")
+
+#: File extension of the cached original, by Pillow format.
+_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "AVIF": "avif",
+}
+
+#: Exceptions Pillow's decoders raise on corrupt or truncated data.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error)
+
+
+@functools.cache
+def _open_formats() -> tuple[str, ...]:
+    """:data:`ALLOWED_FORMATS` that this Pillow build can open (``Image.open`` would fail on
+    an unknown name with ``KeyError``)."""
+    Image.init()
+    return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
+
+
+def _bomb_check(size: tuple[int, int]) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise DecompressionBombError(
+            f"image of {size[0]}x{size[1]} pixels exceeds the limit of {limit} pixels "
+            "(PIL.Image.MAX_IMAGE_PIXELS)"
+        )
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to ``RGB``; transparency is composited onto white."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit greyscale (PNG): scale 0..65535 to 0..255; convert("L") alone would clip.
+        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    elif im.mode == "F":
+        im = im.convert("L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        im.mode in ("P", "L", "RGB", "1") and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if im.mode != "RGB":
+        return im.convert("RGB")
+    return im
+
+
+def decode_image(data: bytes) -> tuple[Image.Image, str]:
+    """Validate and decode image bytes into an ``RGB`` Pillow image and its format name.
+
+    Steps: identify with :func:`PIL.Image.open` restricted to :data:`ALLOWED_FORMATS`;
+    refuse more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (Pillow's decompression-bomb limit,
+    89,478,485 by default; its warning and its error both become ours); ``verify()`` the file
+    structure; decode the first frame of an animation (GIF, animated WebP, APNG); apply the EXIF
+    orientation (:func:`PIL.ImageOps.exif_transpose`; a broken EXIF block is ignored); convert
+    P/PA/L/LA/1/RGBA/CMYK/I;16… to ``RGB``, compositing transparency onto white (CMYK without
+    its ICC profile, as Pillow converts it).
+
+    Returns ``(image, format)``: ``image`` is a new in-memory ``PIL.Image.Image`` in mode
+    ``RGB`` (``size`` is (width, height) after orientation), ``format`` Pillow's name
+    (``JPEG``, ``MPO``, ``PNG``, ``GIF``, ``WEBP``, ``BMP``, ``AVIF``).
+
+    Raises :class:`NotAnImageError` (unidentifiable bytes, e.g. HTML, or a format not
+    allowed), :class:`DecompressionBombError`, :class:`ImageDecodeError` (truncated or
+    corrupt data). ``ImageFile.LOAD_TRUNCATED_IMAGES`` is not changed. The warning is caught
+    with :func:`warnings.catch_warnings`, which changes process-wide filters while it runs; the
+    explicit pixel-count check makes the outcome the same whatever other threads do to them.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                probe = Image.open(io.BytesIO(data), formats=_open_formats())
+            except UnidentifiedImageError as exc:
+                raise NotAnImageError(f"not a supported image ({len(data)} bytes)") from exc
+            try:
+                fmt = str(probe.format)
+                _bomb_check(probe.size)
+                probe.verify()  # structure/CRC checks; the object is unusable afterwards
+            finally:
+                probe.close()
+            with Image.open(io.BytesIO(data), formats=_open_formats()) as im:
+                im.seek(0)
+                im.load()
+                try:
+                    oriented = ImageOps.exif_transpose(im)
+                except _DECODE_ERRORS:
+                    oriented = im.copy()
+                _bomb_check(oriented.size)
+                rgb = _to_rgb(oriented)  # oriented is a copy: rgb outlives ``im``
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBombError(str(exc)) from exc
+    except ImageError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+    return rgb, fmt
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_sha(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ValueError(f"not a lower-case hex sha256 digest: {sha256!r}")
+    return sha256
+
+
+def cache_path(cache_dir: str | Path, sha256: str, fmt: str) -> Path:
+    """Where the original bytes with digest ``sha256`` of Pillow format ``fmt`` are cached.
+
+    Layout ``cache_dir/<first two hex digits>/<sha256>.<ext>`` (ext ``jpg``, ``png``, ``gif``,
+    ``webp``, ``bmp``, ``avif``; ``img`` for anything else), as git stores objects, so no
+    folder holds more than 1/256 of the files. Raises ``ValueError`` for a malformed digest.
+    """
+    _check_sha(sha256)
+    ext = _EXTENSIONS.get(fmt.upper(), "img")
+    return Path(cache_dir) / sha256[:2] / f"{sha256}.{ext}"
+
+
+def find_cached(cache_dir: str | Path, sha256: str) -> Path | None:
+    """The cached file for ``sha256`` (whatever its extension), or ``None``."""
+    folder = Path(cache_dir) / _check_sha(sha256)[:2]
+    for candidate in sorted(folder.glob(f"{sha256}.*")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    A crash leaves either no file or the whole file at ``path`` (a stray ``.tmp-*`` file at
+    worst, never a half-written cache entry). An existing file is kept: same name, same bytes.
+    """
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:
+    """Re-read and decode a cached original (for retraining): an ``RGB`` ``PIL.Image.Image``.
+
+    The bytes are hashed again and must match ``sha256``. Raises ``FileNotFoundError`` when
+    nothing is cached under that digest, :class:`ImageDecodeError` when the file's digest
+    differs (corrupted on disk), the errors of :func:`decode_image`, and ``ValueError`` for a
+    malformed digest.
+    """
+    path = find_cached(cache_dir, sha256)
+    if path is None:
+        raise FileNotFoundError(f"no cached image {sha256} under {cache_dir}")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ImageDecodeError(f"cache file {path} has digest {actual}, expected {sha256}")
+    return decode_image(data)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch
+# --------------------------------------------------------------------------------------------
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/gif;q=0.9,image/*;q=0.8,*/*;q=0.5"
+_CHUNK = 64 * 1024
+
+
+class ImageFetcher:
+    """Downloads, validates, decodes and caches images; one instance per daemon.
+
+    ``cache_dir``: the content-addressed cache (:func:`cache_path`), created on demand.
+    ``max_bytes``: largest body accepted (bytes; config ``[images] max_bytes``, 20 MB default).
+    ``connect_timeout``/``read_timeout``: seconds for the TCP/TLS connection and between bytes
+    of the response (requests' ``(connect, read)`` timeout). ``total_timeout``: seconds for a
+    whole download including redirects (checked between chunks, so the overrun is at most one
+    ``read_timeout``); ``None`` for no limit. ``allow_hosts``: host names exempt from the
+    address guard (the sandbox needs ``"127.0.0.1"``). ``session``: a ``requests.Session`` to
+    reuse (its proxy settings apply), else a new one. ``user_agent``: sent on every request.
+    ``max_redirects``: redirect hops followed (each one checked by the guard).
+    Usable as a context manager (closes its own session).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        *,
+        max_bytes: int = 20_000_000,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 20.0,
+        total_timeout: float | None = 120.0,
+        allow_hosts: Iterable[str] = (),
+        session: requests.Session | None = None,
+        user_agent: str = f"python:modbot:{__version__} (image fetcher)",
+        max_redirects: int = 5,
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self.cache_dir = Path(cache_dir)
+        self.max_bytes = int(max_bytes)
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.total_timeout = total_timeout
+        self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.user_agent = user_agent
+        self.max_redirects = int(max_redirects)
+
+    def close(self) -> None:
+        """Close the HTTP session if this fetcher created it (a passed-in one is left open)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> ImageFetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def fetch(self, ref: ImageRef) -> FetchedImage:
+        """Download ``ref.url``, validate and decode it, cache the original bytes.
+
+        Returns a :class:`FetchedImage` (digest, cache path, byte size, width/height after EXIF
+        orientation, format, ``RGB`` image). Raises :class:`BlockedAddressError` (guard, on any
+        hop), :class:`ImageFetchError` (connection error, timeout, DNS failure, too many
+        redirects, bad scheme), :class:`ImageHTTPStatusError` (non-2xx final status),
+        :class:`ImageTooLargeError` (``Content-Length`` or streamed bytes over ``max_bytes``),
+        the errors of :func:`decode_image`, and ``OSError`` if the cache cannot be written. Every
+        ``ImageError`` raised carries ``url`` (the URL of the hop that failed).
+        """
+        data = self._download(ref.url)
+        try:
+            rgb, fmt = decode_image(data)
+        except ImageError as exc:
+            exc.url = exc.url or ref.url
+            raise
+        sha = hashlib.sha256(data).hexdigest()
+        path = cache_path(self.cache_dir, sha, fmt)
+        _store(path, data)
+        return FetchedImage(
+            ref=ref,
+            sha256=sha,
+            path=str(path),
+            size_bytes=len(data),
+            width=rgb.width,
+            height=rgb.height,
+            format=fmt,
+            rgb=rgb,
+        )
+
+    def _download(self, url: str) -> bytes:
+        deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
+        headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
+        for _hop in range(self.max_redirects + 1):
+            check_url_allowed(url, self.allow_hosts)
+            try:
+                response = self.session.get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise _fetch_error(exc, url) from exc
+            with response:
+                location = response.headers.get("Location")
+                if response.status_code in _REDIRECT_STATUSES and location:
+                    url = urljoin(url, location)
+                    continue
+                if not 200 <= response.status_code < 300:
+                    raise ImageHTTPStatusError(
+                        f"HTTP {response.status_code} {response.reason}",
+                        url=url,
+                        status=response.status_code,
+                    )
+                return self._read_body(response, url, deadline)
+        err = ImageFetchError(f"more than {self.max_redirects} redirects", url=url)
+        err.retryable = False
+        raise err
+
+    def _read_body(
+        self, response: requests.Response, url: str, deadline: float | None
+    ) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            raise ImageTooLargeError(
+                f"Content-Length {int(declared)} exceeds {self.max_bytes} bytes", url=url
+            )
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(chunk_size=_CHUNK):
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise ImageTooLargeError(
+                        f"body exceeds {self.max_bytes} bytes (no or false Content-Length)",
+                        url=url,
+                    )
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ImageFetchError(
+                        f"download took longer than {self.total_timeout} s", url=url
+                    )
+        except requests.RequestException as exc:
+            raise _fetch_error(exc, url) from exc
+        return bytes(body)
+
+
+def _fetch_error(exc: requests.RequestException, url: str) -> ImageFetchError:
+    """Map a requests exception to :class:`ImageFetchError` (bad URLs are not retryable)."""
+    err = ImageFetchError(f"{type(exc).__name__}: {exc}", url=url)
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                        requests.exceptions.MissingSchema)):
+        err.retryable = False
+    return err
