@@ -1,0 +1,64 @@
+"""Configuration: defaults, file, environment precedence, and clear errors."""
+
+import pytest
+
+from modbot.config import Config, default_config_text, load_config
+from modbot.errors import ConfigError
+
+
+def test_defaults_are_dry_run():
+    c = load_config(None, env={})
+    assert c.actions.report is False and c.actions.comment is False
+    assert c.images.max_bytes == 20_000_000
+
+
+def test_packaged_defaults_file_documents_every_key():
+    import tomllib
+
+    text = default_config_text()
+    data = tomllib.loads(text)
+    c = Config()
+    for section in data:
+        for key, value in data[section].items():
+            assert getattr(getattr(c, section), key) == (tuple(value) if isinstance(value, list) else value), (section, key)
+    for section in ("reddit", "storage", "images", "judge", "actions", "medium"):
+        import dataclasses
+        for f in dataclasses.fields(getattr(c, section)):
+            assert f.name in data[section], f"{section}.{f.name} undocumented"
+
+
+def test_file_then_env_precedence(tmp_path):
+    p = tmp_path / "modbot.toml"
+    p.write_text('[reddit]\nsubreddits = "Art+ArtistLounge"\n[actions]\nreport = true\n'
+                 '[judge]\nthresholds = { digital = 0.8 }\n')
+    c = load_config(p, env={"MODBOT_ACTIONS_REPORT": "false", "MODBOT_IMAGES_MAX_BYTES": "1000"})
+    assert c.reddit.subreddits == "Art+ArtistLounge"
+    assert c.actions.report is False  # env wins over file
+    assert c.images.max_bytes == 1000
+    assert c.judge.threshold_for("digital") == 0.8
+    assert c.judge.threshold_for("painting") == c.judge.default_threshold
+
+
+def test_config_path_from_env(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[storage]\ndatabase = "x.db"\n')
+    assert load_config(None, env={"MODBOT_CONFIG": str(p)}).storage.database == "x.db"
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[nope]\na = 1\n", "unknown section"),
+    ("[actions]\nreprot = true\n", "unknown key actions.reprot"),
+    ("[actions]\nreport = \"yes\"\n", "true or false"),
+    ("[images]\nmax_bytes = 1.5\n", "integer"),
+    ("[reddit\n", "cannot read"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, needle):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(p, env={})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
