@@ -8,6 +8,7 @@
 - ``ModelError``        — the model directory is missing, unreadable or inconsistent.
 - ``StoreError``        — the SQLite database is unusable (e.g. a migration failed).
 - ``RedditError``       — Reddit (or the sandbox) refused or failed a request we needed.
+- ``InputError``        — input data given to a command is malformed (names the line).
 """
 
 from __future__ import annotations
@@ -101,3 +102,14 @@ class StoreError(ModbotError):
 
 class RedditError(ModbotError):
     """A Reddit API call failed in a way the caller has to handle (e.g. an action)."""
+
+
+class InputError(ModbotError):
+    """Input data handed to a command is malformed (e.g. a bad JSON line for ``modbot medium``).
+
+    ``line`` is the 1-based line number where the problem is, when there is one.
+    """
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
