@@ -105,7 +105,12 @@ def _print_demo_summary(result) -> None:
 @click.option("--json-logs/--pretty-logs", default=None, help="Log format (default: by terminal).")
 @click.pass_context
 def run(ctx: click.Context, json_logs: bool | None) -> None:
-    """Run the daemon: stream the configured subreddits until stopped (SIGTERM/Ctrl-C)."""
+    """Run the daemon: stream the configured subreddits until stopped.
+
+    SIGTERM/Ctrl-C: finish or abandon (recorded) the current submission and exit 0.
+    SIGHUP: reload the config file. Under systemd (Type=notify) it reports READY and pings
+    the watchdog.
+    """
     import signal
     import threading
 
@@ -113,21 +118,38 @@ def run(ctx: click.Context, json_logs: bool | None) -> None:
     from modbot.log import configure_logging
     from modbot.stream import make_reddit
 
+    from modbot.notify import Notifier
+
     configure_logging(json=json_logs)
     config = _load(ctx.obj["config_path"])
     stop = threading.Event()
+    reload_requested = threading.Event()
 
     def _stop(signum, frame):  # noqa: ARG001
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.set())
     try:
-        daemon = Daemon(config, reddit=make_reddit(config))
-        daemon.run(stop=stop)
-        daemon.close()
+        daemon = Daemon(config, reddit=make_reddit(config), notifier=Notifier())
     except ModbotError as exc:
         raise click.ClickException(str(exc)) from exc
+
+    def on_idle() -> None:
+        if reload_requested.is_set():
+            reload_requested.clear()
+            try:
+                daemon.reload(_load(ctx.obj["config_path"]))
+            except click.ClickException as exc:  # keep running on the old config
+                import structlog
+
+                structlog.get_logger("modbot").error("reload_failed", error=exc.message)
+
+    try:
+        daemon.run(stop=stop, on_idle=on_idle)
+    finally:
+        daemon.close()
 
 
 @main.command()
@@ -215,6 +237,23 @@ def config_cmd(ctx: click.Context, defaults: bool) -> None:
     config = _load(ctx.obj["config_path"])
     click.echo(json.dumps(dataclasses.asdict(config), indent=2))
 
+
+def _register_tools() -> None:
+    """Attach the moderators' tools (review, report): modules of their own, TF-free."""
+    try:
+        from modbot.review import review
+    except ImportError:  # pragma: no cover - until the module exists
+        review = None
+    try:
+        from modbot.report import report
+    except ImportError:  # pragma: no cover
+        report = None
+    for cmd in (review, report):
+        if cmd is not None:
+            main.add_command(cmd)
+
+
+_register_tools()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

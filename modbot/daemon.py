@@ -23,6 +23,7 @@ from modbot.errors import ImageError, ModbotError
 from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
+from modbot.notify import Notifier
 from modbot.record import Store
 from modbot.stream import post_from_data, stream_posts
 
@@ -66,13 +67,16 @@ class Pipeline:
     classifier: Classifier
     actor: Actor
     vocabulary: Vocabulary = field(default_factory=Vocabulary.default)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def process(self, post: Post) -> str:
         """Process ``post`` completely and return its final status (done, skipped, retry, failed).
 
         Every outcome is recorded; nothing is raised for bad input (a broken image, a post
         without images). Unexpected errors propagate to the caller, with the submission left
-        in ``processing`` so it is processed again.
+        in ``processing`` so it is processed again. If ``stop`` is set before the post is
+        judged (SIGTERM), it is recorded as ``abandoned`` and processed again on the next start;
+        once judged, it is finished (actions are quick and must not be split).
         """
         started = time.monotonic()
         stated = stated_medium(post.title, post.link_flair_text, vocabulary=self.vocabulary)
@@ -98,6 +102,9 @@ class Pipeline:
         # images: fetch
         fetched, image_ids, errors = [], [], []
         for position, ref in enumerate(resolution.images):
+            if self.stop.is_set():
+                self.store.finish(post.fullname, "abandoned", reason="shutdown")
+                return done("abandoned", reason="shutdown")
             try:
                 image = self.fetcher.fetch(ref)
             except ImageError as exc:
@@ -116,6 +123,10 @@ class Pipeline:
                 return done("retry", reason=reason, retry_in_s=round(when - time.time()))
             self.store.finish(post.fullname, "failed", reason=reason)
             return done("failed", reason=reason)
+
+        if self.stop.is_set():
+            self.store.finish(post.fullname, "abandoned", reason="shutdown")
+            return done("abandoned", reason="shutdown")
 
         # classify
         predictions = self.classifier.predict([f.rgb for f in fetched])
@@ -157,8 +168,10 @@ class Daemon:
     """
 
     def __init__(self, config: Config, *, reddit: Any, classifier: Classifier | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, notifier: Notifier | None = None) -> None:
         self.config = config
+        self.notifier = notifier or Notifier(env={})
+        self._restart_stream = False
         self.reddit = reddit
         self.store = store or Store(config.storage.database)
         self.classifier = classifier or load_classifier(config)
@@ -238,22 +251,45 @@ class Daemon:
         log.info("stream_start", subreddits=self.config.reddit.subreddits,
                  model_version=self.classifier.version,
                  actions={"report": self.config.actions.report, "comment": self.config.actions.comment})
-        for post in stream_posts(self.reddit, self.config.reddit.subreddits,
-                                 poll_interval=self.config.reddit.poll_interval, stop=stop):
-            if post is None:
-                self.retry_due()
-                if on_idle is not None:
-                    on_idle()
-                if until is not None and until():
+        self.pipeline.stop = stop
+        self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
+        finished = False
+        while not finished and not stop.is_set():
+            self._restart_stream = False
+            for post in stream_posts(self.reddit, self.config.reddit.subreddits,
+                                     poll_interval=self.config.reddit.poll_interval, stop=stop):
+                self.notifier.watchdog()
+                if post is None:
+                    self.retry_due()
+                    if on_idle is not None:
+                        on_idle()
+                    if until is not None and until():
+                        finished = True
+                        break
+                elif self.store.status_of(post.fullname) not in ("done", "skipped", "failed", "retry"):
+                    self.process_safely(post)
+                # else: already recorded (restart overlap or a duplicate listing item)
+                if stop.is_set() or self._restart_stream:
                     break
-                continue
-            if self.store.status_of(post.fullname) in ("done", "skipped", "failed", "retry"):
-                continue  # already recorded: restart overlap or a duplicate listing item
-            self.process_safely(post)
-            if stop.is_set():
-                break
+        self.notifier.stopping()
         log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status)
         return self.stats
+
+    def reload(self, config: Config) -> None:
+        """Apply a new configuration (SIGHUP): thresholds, actions, templates, vocabulary and
+        limits take effect for the next submission; a change of subreddits restarts the stream.
+        Storage paths and the model need a restart (a warning says so)."""
+        if config.storage != self.config.storage:
+            log.warning("reload_ignored", keys="storage", hint="restart to change storage paths")
+            config = config.replace(storage={f: getattr(self.config.storage, f)
+                                             for f in ("database", "image_cache", "model_dir")})
+        restart = config.reddit.subreddits != self.config.reddit.subreddits
+        self.config = config
+        self.actor.config = config.actions
+        self.pipeline.config = config
+        self.pipeline.vocabulary = Vocabulary.default().with_terms(config.medium.vocabulary)
+        self._restart_stream = restart
+        log.info("config_reloaded", source=config.source, restart_stream=restart)
 
     def close(self) -> None:
         """Close the database."""
