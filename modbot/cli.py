@@ -94,6 +94,10 @@ def _print_demo_summary(result) -> None:
         share = "-" if a.agreement is None else f"{a.agreement:.0%}"
         t.add_row(a.stated, str(a.judged), str(a.matches), share)
     console.print(t)
+    tc = result.truth
+    console.print(f"Sample check: {tc['wrong_stated_flagged']} of {tc['wrong_stated']} deliberately "
+                  f"mis-stated posts flagged; {tc['false_flags']} false flags among "
+                  f"{tc['right_stated_judged']} correctly stated posts that were judged.")
     acts = summary.action_counts(db)
     console.print("Actions: " + (", ".join(f"{k} {v}" for k, v in acts.items()) or "none")
                   + "; sandbox received: "

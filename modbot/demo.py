@@ -26,6 +26,7 @@ class DemoResult:
     writes: dict[str, int]
     released: int
     seconds: float
+    truth: dict[str, int]
 
 
 def demo_config(server_url: str, workdir: Path, *, act: bool) -> Config:
@@ -102,6 +103,7 @@ def run_demo(workdir: str | Path, *, act: bool = True, fresh: bool = True,
             writes[w.kind] = writes.get(w.kind, 0) + 1
         released = len(server.released)
         counts = daemon.store.counts()
+        truth = truth_check(daemon.store.db, posts)
         daemon.close()
     return DemoResult(
         database=str(workdir / "modbot.db"),
@@ -110,4 +112,26 @@ def run_demo(workdir: str | Path, *, act: bool = True, fresh: bool = True,
         writes=writes,
         released=released,
         seconds=time.monotonic() - started,
+        truth=truth,
     )
+
+
+def truth_check(db: Any, posts: list[dict[str, Any]]) -> dict[str, int]:
+    """Compare verdicts with what the sample knows (``_sandbox_truth``).
+
+    Returns counts: ``wrong_stated`` (posts whose stated medium is deliberately wrong),
+    ``wrong_stated_flagged`` (of those, judged ``mismatch``), ``right_stated_judged``
+    (correctly stated posts that got match/mismatch) and ``false_flags`` (of those, ``mismatch``).
+    """
+    verdicts = dict(db.execute("SELECT submission, kind FROM verdicts").fetchall())
+    out = {"wrong_stated": 0, "wrong_stated_flagged": 0, "right_stated_judged": 0, "false_flags": 0}
+    for post in posts:
+        truth = post.get("_sandbox_truth") or {}
+        kind = verdicts.get(post.get("name") or f"t3_{post['id']}")
+        if truth.get("wrong_stated"):
+            out["wrong_stated"] += 1
+            out["wrong_stated_flagged"] += kind == "mismatch"
+        elif kind in ("match", "mismatch"):
+            out["right_stated_judged"] += 1
+            out["false_flags"] += kind == "mismatch"
+    return out
