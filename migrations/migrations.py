@@ -146,3 +146,79 @@ def m002_views(db: Database) -> None:
         WHERE v.kind IN ('mismatch', 'uncertain')
         """,
     )
+
+
+@migrations()
+def m003_reviews(db: Database) -> None:
+    """Moderators' review decisions (table ``reviews``, full history) and views over them.
+
+    ``reviews``: one row per decision a moderator recorded with ``modbot review``; nothing is
+    ever updated or deleted, so the table is the history. Columns:
+
+    - ``submission``: fullname (``t3_<id>``) of the reviewed submission.
+    - ``decision``: ``confirm`` (the flag was right: the stated medium is wrong) or ``dismiss``
+      (the stated medium is right).
+    - ``true_medium``: the medium the moderator says the artwork is — a canonical medium
+      (``modbot.domain.MEDIA``). A confirmation's defaults to the model's prediction; a
+      dismissal's is the stated medium. This is the training label for the learning loop.
+    - ``stated``, ``predicted``, ``confidence``, ``verdict``, ``model_version``: the verdict
+      the moderator saw when deciding (copied, because a reprocessed post gets a new verdict).
+    - ``moderator``: who decided (``--moderator``, else ``$MODBOT_MODERATOR``, else the OS user).
+    - ``note``: free text, may be NULL.
+    - ``created_at``: when, Unix seconds (UTC).
+
+    Views: ``latest_reviews`` (the decision in force per submission: the last one recorded),
+    ``review_labels`` (one row per successfully fetched image of a reviewed submission with its
+    true medium: what retraining reads) and ``flag_reviews`` (flagged submissions with the
+    decision in force, NULL when not reviewed yet).
+    """
+    db.execute(
+        """
+        CREATE TABLE reviews (
+            id INTEGER PRIMARY KEY,
+            submission TEXT NOT NULL REFERENCES submissions(fullname),
+            decision TEXT NOT NULL CHECK (decision IN ('confirm', 'dismiss')),
+            true_medium TEXT NOT NULL,
+            stated TEXT,
+            predicted TEXT,
+            confidence FLOAT,
+            verdict TEXT,
+            model_version TEXT,
+            moderator TEXT NOT NULL,
+            note TEXT,
+            created_at FLOAT NOT NULL
+        )
+        """
+    )
+    db["reviews"].create_index(["submission", "id"])
+    db["reviews"].create_index(["created_at"])
+    db.create_view(
+        "latest_reviews",
+        """
+        SELECT r.*
+        FROM reviews r
+        JOIN (SELECT submission, MAX(id) AS id FROM reviews GROUP BY submission) last
+          ON last.id = r.id
+        """,
+    )
+    db.create_view(
+        "review_labels",
+        """
+        SELECT r.submission, i.id AS image_id, i.position, i.sha256, i.path, r.true_medium,
+               r.decision, r.moderator, r.created_at AS reviewed_at
+        FROM latest_reviews r
+        JOIN images i ON i.submission = r.submission AND i.status = 'ok'
+        """,
+    )
+    db.create_view(
+        "flag_reviews",
+        """
+        SELECT s.fullname, s.subreddit, s.title, s.author, s.permalink, s.created_utc,
+               v.kind AS verdict, v.stated, v.predicted, v.confidence, v.model_version,
+               r.decision, r.true_medium, r.moderator, r.note, r.created_at AS reviewed_at
+        FROM verdicts v
+        JOIN submissions s ON s.fullname = v.submission
+        LEFT JOIN latest_reviews r ON r.submission = v.submission
+        WHERE v.kind IN ('mismatch', 'uncertain')
+        """,
+    )

@@ -1,0 +1,669 @@
+"""``modbot review``: moderators go through flagged submissions and record what is true.
+
+A flagged submission has a ``mismatch`` verdict (the model confidently sees another medium than
+the stated one; the only kind actions are taken on) or an ``uncertain`` one. A moderator either
+
+- **confirms** the flag: the stated medium is wrong; the true medium is the model's prediction
+  unless ``--medium`` says otherwise, or
+- **dismisses** it: the stated medium is right (true medium = stated medium).
+
+Each decision is a new row of the ``reviews`` table (see ``migrations/`` ``m003_reviews``), so
+the history is kept; the last decision recorded for a submission is the one in force (view
+``latest_reviews``), which is what ``modbot report`` counts and what retraining reads as the
+label (view ``review_labels``). Recording exactly the decision already in force again (same
+decision, true medium, moderator and note) adds no row: commands are idempotent.
+
+No TensorFlow here; reads and writes the database with sqlite-utils.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from sqlite_utils import Database
+
+from modbot.domain import MEDIA, UNKNOWN
+from modbot.errors import InputError
+from modbot.report import iso_utc, open_existing, parse_day, resolve_db_path
+
+DECISIONS = ("confirm", "dismiss")
+REDDIT = "https://www.reddit.com"
+
+
+# --- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Review:
+    """One recorded decision (a row of ``reviews``). ``created_at`` is Unix seconds (UTC)."""
+
+    id: int
+    submission: str
+    decision: str
+    true_medium: str
+    stated: str | None
+    predicted: str | None
+    confidence: float | None
+    verdict: str | None
+    model_version: str | None
+    moderator: str
+    note: str | None
+    created_at: float
+
+
+def default_moderator(env: dict[str, str] | None = None) -> str:
+    """``$MODBOT_MODERATOR``, else the OS user name (``getpass.getuser``), else ``unknown``."""
+    env = dict(os.environ) if env is None else env
+    name = (env.get("MODBOT_MODERATOR") or "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name on this platform / container without passwd entry
+        return "unknown"
+
+
+def permalink_url(permalink: str | None) -> str | None:
+    """A full URL for ``submissions.permalink`` (Reddit stores it relative: ``/r/Art/...``)."""
+    if not permalink:
+        return None
+    return REDDIT + permalink if permalink.startswith("/") else permalink
+
+
+def short_link(submission_id: str | None) -> str | None:
+    """Reddit's official short link for a submission id: ``https://redd.it/<id>``."""
+    return f"https://redd.it/{submission_id}" if submission_id else None
+
+
+def resolve_fullname(db: Database, ident: str) -> str:
+    """The fullname of a recorded submission given ``t3_abc``, ``abc`` or a permalink/URL.
+
+    Raises ``InputError`` if no such submission is in the database.
+    """
+    text = ident.strip()
+    if "/comments/" in text:
+        text = text.split("/comments/", 1)[1].split("/", 1)[0]
+    candidates = [text] if text.startswith("t3_") else [f"t3_{text}", text]
+    for c in candidates:
+        row = db.execute("SELECT fullname FROM submissions WHERE fullname = ?", [c]).fetchone()
+        if row:
+            return row[0]
+    raise InputError(f"no submission {ident!r} in the database")
+
+
+def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = db.execute(sql, list(params))
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _images(db: Database, fullname: str) -> list[dict[str, Any]]:
+    return _rows(db, "SELECT * FROM images WHERE submission = ? ORDER BY position", [fullname])
+
+
+def flagged(db: Database, *, verdicts: Sequence[str] = ("mismatch",), medium: str | None = None,
+            since: float | None = None, until: float | None = None, state: str = "all",
+            limit: int | None = 50) -> list[dict[str, Any]]:
+    """Flagged submissions, newest post first.
+
+    ``verdicts``: verdict kinds to include (``mismatch``, ``uncertain``); ``medium``: only posts
+    whose stated *or* predicted medium is this; ``since``/``until``: Unix seconds on
+    ``created_utc`` (inclusive/exclusive); ``state``: ``pending`` (no decision yet),
+    ``reviewed`` or ``all``; ``limit``: at most this many (None = all).
+
+    Each dict: fullname, id, subreddit, title, author, permalink (full URL), created_utc,
+    verdict, stated, predicted, confidence (0-1), model_version, n_images, decision,
+    true_medium, moderator, reviewed_at (the decision in force, None when pending) and
+    ``images``: cached file paths of the post's fetched images, in gallery order.
+    """
+    clauses = [f"v.kind IN ({', '.join('?' for _ in verdicts)})"]
+    params: list[Any] = list(verdicts)
+    if medium:
+        clauses.append("(v.stated = ? OR v.predicted = ?)")
+        params += [medium, medium]
+    if since is not None:
+        clauses.append("s.created_utc >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("s.created_utc < ?")
+        params.append(until)
+    if state == "pending":
+        clauses.append("r.id IS NULL")
+    elif state == "reviewed":
+        clauses.append("r.id IS NOT NULL")
+    elif state != "all":
+        raise ValueError(f"state must be pending, reviewed or all, not {state!r}")
+    sql = f"""
+        SELECT s.fullname, s.id, s.subreddit, s.title, s.author, s.permalink, s.created_utc,
+               v.kind AS verdict, v.stated, v.predicted, v.confidence, v.model_version, v.n_images,
+               r.decision, r.true_medium, r.moderator, r.created_at AS reviewed_at
+        FROM verdicts v
+        JOIN submissions s ON s.fullname = v.submission
+        LEFT JOIN latest_reviews r ON r.submission = v.submission
+        WHERE {' AND '.join(clauses)}
+        ORDER BY s.created_utc DESC, s.fullname"""
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    rows = _rows(db, sql, params)
+    for r in rows:
+        r["permalink"] = permalink_url(r["permalink"])
+        r["images"] = [i["path"] for i in _images(db, r["fullname"]) if i["status"] == "ok" and i["path"]]
+    return rows
+
+
+def submission_detail(db: Database, fullname: str) -> dict[str, Any]:
+    """Everything recorded about one submission.
+
+    Keys: ``submission`` (the row, without ``data_json``), ``verdict`` (row or None),
+    ``images`` (rows, each with ``prediction``: None or a dict with predicted, confidence,
+    model_version and ``probabilities`` {medium: probability}), ``actions`` (rows) and
+    ``reviews`` (every decision, oldest first; the last one is in force).
+    Raises ``InputError`` for an unknown fullname.
+    """
+    subs = _rows(db, "SELECT * FROM submissions WHERE fullname = ?", [fullname])
+    if not subs:
+        raise InputError(f"no submission {fullname!r} in the database")
+    sub = subs[0]
+    sub.pop("data_json", None)
+    sub["permalink_url"] = permalink_url(sub["permalink"])
+    verdicts = _rows(db, "SELECT * FROM verdicts WHERE submission = ?", [fullname])
+    preds = {p["image_id"]: p for p in _rows(
+        db, "SELECT * FROM predictions WHERE submission = ? ORDER BY id", [fullname])}
+    images = _images(db, fullname)
+    for im in images:
+        p = preds.get(im["id"])
+        if p is not None:
+            p = {"predicted": p["predicted"], "confidence": p["confidence"],
+                 "model_version": p["model_version"],
+                 "probabilities": json.loads(p["probabilities"]) if p["probabilities"] else {}}
+        im["prediction"] = p
+    actions = _rows(db, "SELECT * FROM actions WHERE submission = ? ORDER BY kind", [fullname])
+    reviews = _rows(db, "SELECT * FROM reviews WHERE submission = ? ORDER BY id", [fullname])
+    return {"submission": sub, "verdict": verdicts[0] if verdicts else None, "images": images,
+            "actions": actions, "reviews": reviews}
+
+
+def latest_review(db: Database, fullname: str) -> Review | None:
+    """The decision in force for the submission, or None if it was never reviewed."""
+    rows = _rows(db, "SELECT * FROM latest_reviews WHERE submission = ?", [fullname])
+    return Review(**rows[0]) if rows else None
+
+
+def record_review(db: Database, fullname: str, decision: str, *, true_medium: str | None = None,
+                  moderator: str | None = None, note: str | None = None,
+                  now: float | None = None) -> tuple[Review, bool]:
+    """Record a moderator's decision on a judged submission; returns (decision in force, created).
+
+    ``decision``: ``confirm`` or ``dismiss``. ``true_medium`` (confirm only): a canonical medium
+    (``MEDIA``); default the verdict's predicted medium. It must differ from the stated medium
+    (that would be a dismissal). A dismissal's true medium is the stated medium, which must
+    then be known. ``moderator`` defaults to :func:`default_moderator`; ``now`` to the current
+    time (Unix seconds). ``created`` is False when the same decision (decision, true medium,
+    moderator, note) was already in force: nothing is written.
+
+    Raises ``InputError`` for an unknown submission, one without a verdict, an unknown decision
+    or medium, or a decision that contradicts itself (see above).
+    """
+    if decision not in DECISIONS:
+        raise InputError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    verdicts = _rows(db, "SELECT * FROM verdicts WHERE submission = ?", [fullname])
+    if not verdicts:
+        if db.execute("SELECT 1 FROM submissions WHERE fullname = ?", [fullname]).fetchone():
+            raise InputError(f"{fullname} has no verdict (it was not classified): nothing to review")
+        raise InputError(f"no submission {fullname!r} in the database")
+    v = verdicts[0]
+    stated = v["stated"]
+    if decision == "confirm":
+        medium = true_medium or v["predicted"]
+        if medium is None:
+            raise InputError(f"{fullname}: the model predicted nothing; give the true medium (--medium)")
+        if medium not in MEDIA:
+            raise InputError(f"unknown medium {medium!r} (one of {', '.join(MEDIA)})")
+        if medium == stated:
+            raise InputError(
+                f"{fullname}: the true medium {medium} is the stated medium — that is a dismissal"
+                + ("" if true_medium else " (the model predicted the stated medium; give --medium)"))
+    else:
+        if true_medium is not None and true_medium != stated:
+            raise InputError("a dismissal's true medium is the stated medium; use confirm --medium")
+        if stated is None or stated == UNKNOWN or stated not in MEDIA:
+            raise InputError(f"{fullname}: no medium was stated, so there is nothing to dismiss "
+                             "in favour of; use confirm --medium")
+        medium = stated
+    who = (moderator or "").strip() or default_moderator()
+    note = note.strip() if note and note.strip() else None
+    current = latest_review(db, fullname)
+    if current is not None and (current.decision, current.true_medium, current.moderator,
+                                current.note) == (decision, medium, who, note):
+        return current, False
+    row = {
+        "submission": fullname, "decision": decision, "true_medium": medium, "stated": stated,
+        "predicted": v["predicted"], "confidence": v["confidence"], "verdict": v["kind"],
+        "model_version": v["model_version"], "moderator": who, "note": note,
+        "created_at": time.time() if now is None else now,
+    }
+    with db.atomic():
+        new_id = db["reviews"].insert(row).last_pk
+    return Review(id=int(new_id), **row), True
+
+
+# --- rendering ---------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _decision_text(r: dict[str, Any]) -> str:
+    if not r.get("decision"):
+        return "pending"
+    word = "confirmed" if r["decision"] == "confirm" else "dismissed"
+    return f"{word}\n= {r['true_medium']}\n{r['moderator']}"
+
+
+def render_list(rows: list[dict[str, Any]], console: Any, *, title: bool = True) -> None:
+    """The queue as a rich table that fits 80 columns (multi-line cells; paths folded)."""
+    from rich.table import Table
+
+    if not rows:
+        console.print("No flagged submissions match.")
+        return
+    tab = Table(show_lines=True, title_justify="left",
+                title=f"Flagged submissions ({len(rows)}), newest first" if title else None)
+    tab.add_column("submission", no_wrap=True, max_width=20, overflow="ellipsis")
+    tab.add_column("stated → predicted", no_wrap=True)
+    tab.add_column("review", no_wrap=True, max_width=11, overflow="ellipsis")
+    tab.add_column("title, link, images, model", overflow="fold", min_width=24)
+    for r in rows:
+        sub = f"{r['fullname']}\n{iso_utc(r['created_utc'])}\n{_escape(r['author'] or '[deleted]')}"
+        claim = (f"{r['stated']}\n→ {r['predicted'] or '?'} {_pct(r['confidence'])}\n"
+                 f"[dim]{r['verdict']}[/dim]")
+        title = r["title"] or ""
+        if len(title) > 60:
+            title = title[:59] + "…"
+        info = [f"[bold]{_escape(title)}[/bold]", short_link(r["id"]) or "-"]
+        info += [f"img: {_escape(p)}" for p in r["images"]] or ["img: (none cached)"]
+        info.append(f"[dim]model {_escape(r['model_version'] or '?')}[/dim]")
+        tab.add_row(sub, claim, _decision_text(r), "\n".join(info))
+    console.print(tab)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def render_detail(d: dict[str, Any], console: Any) -> None:
+    """One submission in full: post, stated medium, verdict, every image's probabilities,
+    actions taken and the review history."""
+    from rich.table import Table
+
+    s, v = d["submission"], d["verdict"]
+    def line(text: str) -> None:
+        # one logical line each, never re-wrapped: URLs and paths stay copy-pastable
+        console.print(text, soft_wrap=True)
+
+    author = _escape(s["author"] or "[deleted]")
+    line(f"[bold]{s['fullname']}[/bold]  r/{s['subreddit']}  posted "
+         f"{iso_utc(s['created_utc'], seconds=True)} by {author}")
+    line(f"title:   {_escape(s['title'] or '')}")
+    line(f"link:    {s['permalink_url'] or '-'}")
+    line(f"url:     {_escape(s['url'] or '-')}")
+    line(f"stated:  {s['stated_medium']} (from {s['stated_source']}: "
+         f"{_escape(repr(s['stated_raw']))}; link flair {_escape(repr(s['link_flair_text']))})")
+    line(f"status:  {s['status']}" + (f" ({_escape(s['reason'])})" if s["reason"] else "")
+         + f", attempts {s['attempts']}")
+    if v:
+        line(f"verdict: [bold]{v['kind']}[/bold] — predicted {v['predicted'] or '?'} "
+             f"{_pct(v['confidence'])} over {v['n_images']} image(s), model "
+             f"{_escape(v['model_version'] or '?')}; {_escape(v['reason'] or '')}")
+    else:
+        line("verdict: none")
+
+    images = d["images"]
+    for im in images:
+        size = f"{im['width']}x{im['height']} {im['format']}" if im["width"] else ""
+        line(f"image {im['position']}: {im['status']} {size} ({im['source']})")
+        line(f"  file: {_escape(im['path'] or '-')}")
+        line(f"  url:  {_escape(im['url'])}")
+        if im["error"]:
+            line(f"  error: {_escape(im['error'])}")
+    predicted = [im for im in images if im["prediction"]]
+    if predicted:
+        labels: list[str] = []
+        for im in predicted:
+            for k in im["prediction"]["probabilities"]:
+                if k not in labels:
+                    labels.append(k)
+        tab = Table(title="Probabilities by image", title_justify="left")
+        tab.add_column("medium")
+        for im in predicted:
+            tab.add_column(f"img {im['position']}", justify="right")
+        if len(predicted) > 1:
+            tab.add_column("mean", justify="right")
+        for lab in labels:
+            vals = [float(im["prediction"]["probabilities"].get(lab, 0.0)) for im in predicted]
+            cells = [f"{x:.1%}" for x in vals]
+            if len(predicted) > 1:
+                cells.append(f"{sum(vals) / len(vals):.1%}")
+            is_top = v is not None and lab == v["predicted"]
+            tab.add_row(lab, *cells, style="bold" if is_top else None)
+        console.print(tab)
+
+    if d["actions"]:
+        tab = Table(title="Actions", title_justify="left")
+        for c in ("kind", "status", "when", "reddit id / error"):
+            tab.add_column(c, overflow="fold")
+        for a in d["actions"]:
+            tab.add_row(a["kind"], a["status"], iso_utc(a["created_at"], seconds=True),
+                        a["reddit_id"] or a["error"] or "")
+        console.print(tab)
+    else:
+        console.print("actions: none")
+
+    if d["reviews"]:
+        tab = Table(title="Reviews (last one in force)", title_justify="left")
+        for c in ("when", "moderator", "decision", "true", "note"):
+            tab.add_column(c, overflow="fold")
+        for i, r in enumerate(d["reviews"]):
+            last = i == len(d["reviews"]) - 1
+            tab.add_row(iso_utc(r["created_at"], seconds=True), r["moderator"], r["decision"],
+                        r["true_medium"], _escape(r["note"] or ""), style="bold" if last else "dim")
+        console.print(tab)
+    else:
+        console.print("reviews: none")
+
+
+# --- the commands ------------------------------------------------------------------------------
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _open_db(ctx: click.Context, db_path: str | None) -> Database:
+    if not db_path and ctx.parent is not None:
+        db_path = ctx.parent.params.get("db_path")
+    return open_existing(resolve_db_path(ctx, db_path))
+
+
+def _db_option(f):
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                        help="SQLite database (default: the config's [storage] database).")(f)
+
+
+def _moderator_option(f):
+    return click.option("--moderator", envvar="MODBOT_MODERATOR",
+                        help="Who decides (default: $MODBOT_MODERATOR, else the OS user name).")(f)
+
+
+def _filter_options(f):
+    options = [
+        click.option("--verdict", type=click.Choice(["mismatch", "uncertain", "all"]),
+                     default="mismatch", show_default=True,
+                     help="Which flags: mismatches, uncertain verdicts, or both."),
+        click.option("--medium", type=click.Choice(MEDIA),
+                     help="Only posts whose stated or predicted medium is this."),
+        click.option("--since", metavar="YYYY-MM-DD",
+                     help="Only posts made on/after this day (UTC)."),
+        click.option("--until", metavar="YYYY-MM-DD",
+                     help="Only posts made on/before this day (UTC)."),
+        click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+                     help="At most this many posts."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _query(db: Database, verdict: str, medium: str | None, since: str | None, until: str | None,
+           limit: int, state: str) -> list[dict[str, Any]]:
+    try:
+        lo = parse_day(since) if since else None
+        hi = parse_day(until, end=True) if until else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    kinds = ("mismatch", "uncertain") if verdict == "all" else (verdict,)
+    return flagged(db, verdicts=kinds, medium=medium, since=lo, until=hi, state=state, limit=limit)
+
+
+@click.group("review", invoke_without_command=True)
+@_db_option
+@_filter_options
+@click.option("--state", type=click.Choice(["pending", "reviewed", "all"]), default="all",
+              show_default=True, help="Listing: only undecided, only decided, or every flag.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Listing format (json: a list of objects, full paths).")
+@click.option("--interactive", "-i", is_flag=True,
+              help="Walk the pending queue one post at a time (same as `review walk`).")
+@_moderator_option
+@click.option("--viewer", help="Command that opens an image (the path is appended); "
+              "default: the system viewer.")
+@click.pass_context
+def review(ctx: click.Context, db_path: str | None, verdict: str, medium: str | None,
+           since: str | None, until: str | None, limit: int, state: str, fmt: str,
+           interactive: bool, moderator: str | None, viewer: str | None) -> None:
+    """List flagged submissions (newest first), or review them.
+
+    \b
+    Examples:
+      modbot review --db modbot-demo/modbot.db
+      modbot review --verdict all --medium painting --since 2020-11-01 --limit 10
+      modbot review --db modbot-demo/modbot.db show t3_jkyp2v
+      modbot review --db modbot-demo/modbot.db confirm jkyp2v
+      modbot review --db modbot-demo/modbot.db dismiss jkyp2v --note "graphite, checked"
+      modbot review --db modbot-demo/modbot.db walk
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if interactive:
+        ctx.invoke(walk, db_path=db_path, verdict=verdict, medium=medium, since=since,
+                   until=until, limit=limit, moderator=moderator, viewer=viewer)
+        return
+    db = _open_db(ctx, db_path)
+    try:
+        rows = _query(db, verdict, medium, since, until, limit, state)
+    finally:
+        db.conn.close()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        render_list(rows, _console())
+
+
+@review.command("show")
+@click.argument("ident", metavar="ID")
+@_db_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people; json (every recorded field) for scripts.")
+@click.pass_context
+def show(ctx: click.Context, ident: str, db_path: str | None, fmt: str) -> None:
+    """Print one submission in full: images' probabilities, actions, review history.
+
+    ID is a fullname (t3_abc), a bare id (abc) or a permalink.
+    """
+    db = _open_db(ctx, db_path)
+    try:
+        detail = submission_detail(db, resolve_fullname(db, ident))
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.conn.close()
+    if fmt == "json":
+        click.echo(json.dumps(detail, indent=2))
+    else:
+        render_detail(detail, _console())
+
+
+def _decide(ctx: click.Context, ident: str, db_path: str | None, decision: str,
+            medium: str | None, moderator: str | None, note: str | None) -> None:
+    db = _open_db(ctx, db_path)
+    try:
+        fullname = resolve_fullname(db, ident)
+        rev, created = record_review(db, fullname, decision, true_medium=medium,
+                                     moderator=moderator, note=note)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.conn.close()
+    word = "confirmed" if decision == "confirm" else "dismissed"
+    if created:
+        click.echo(f"{fullname}: {word} by {rev.moderator} — true medium {rev.true_medium} "
+                   f"(stated {rev.stated}, predicted {rev.predicted})")
+    else:
+        click.echo(f"{fullname}: already {word} by {rev.moderator} "
+                   f"({iso_utc(rev.created_at, seconds=True)}); nothing changed")
+
+
+@review.command("confirm")
+@click.argument("ident", metavar="ID")
+@_db_option
+@click.option("--medium", type=click.Choice(MEDIA),
+              help="The true medium (default: the model's prediction).")
+@_moderator_option
+@click.option("--note", help="Free text kept with the decision.")
+@click.pass_context
+def confirm(ctx: click.Context, ident: str, db_path: str | None, medium: str | None,
+            moderator: str | None, note: str | None) -> None:
+    """Confirm the flag on ID: the stated medium is wrong (true medium: the prediction or --medium)."""
+    _decide(ctx, ident, db_path, "confirm", medium, moderator, note)
+
+
+@review.command("dismiss")
+@click.argument("ident", metavar="ID")
+@_db_option
+@_moderator_option
+@click.option("--note", help="Free text kept with the decision.")
+@click.pass_context
+def dismiss(ctx: click.Context, ident: str, db_path: str | None, moderator: str | None,
+            note: str | None) -> None:
+    """Dismiss the flag on ID: the stated medium is right."""
+    _decide(ctx, ident, db_path, "dismiss", None, moderator, note)
+
+
+WALK_HELP = ("[c] confirm (true = predicted)  [m] confirm, other medium  [d] dismiss  "
+             "[s] skip  [o] open image  [q] quit")
+
+
+def open_images(paths: Sequence[str], viewer: str | None) -> list[str]:
+    """Open each existing image file with ``viewer`` (a command; the path is appended) or, by
+    default, the system viewer (``click.launch``). Returns messages for the moderator."""
+    messages = []
+    for p in paths:
+        if not os.path.isfile(p):
+            messages.append(f"image not in the cache any more: {p}")
+            continue
+        if viewer:
+            try:
+                subprocess.Popen([*shlex.split(viewer), p], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            except OSError as exc:
+                messages.append(f"cannot run viewer {viewer!r}: {exc}")
+                continue
+        elif click.launch(p) != 0:
+            messages.append(f"no system image viewer could open {p} (try --viewer)")
+            continue
+        messages.append(f"opened {p}")
+    return messages
+
+
+def _read_key() -> str:
+    """One key press (click.getchar); whitespace ignored; EOF/Ctrl-C/Ctrl-D read as ``q``."""
+    while True:
+        try:
+            ch = click.getchar()
+        except (EOFError, KeyboardInterrupt):
+            return "q"
+        if ch == "":
+            return "q"
+        if not ch.isspace():
+            return ch.lower()
+
+
+@review.command("walk")
+@_db_option
+@_filter_options
+@_moderator_option
+@click.option("--viewer", help="Command that opens an image (the path is appended); "
+              "default: the system viewer.")
+@click.pass_context
+def walk(ctx: click.Context, db_path: str | None, verdict: str, medium: str | None,
+         since: str | None, until: str | None, limit: int, moderator: str | None,
+         viewer: str | None) -> None:
+    """Walk the pending queue one post at a time, newest first.
+
+    Keys: c confirm (true medium = prediction), m confirm with another medium (asks), d dismiss,
+    s skip, o open the image(s), q quit. Decisions are saved as they are made.
+    """
+    db = _open_db(ctx, db_path)
+    who = (moderator or "").strip() or default_moderator()
+    counts = {"confirmed": 0, "dismissed": 0, "skipped": 0}
+    console = _console()
+    try:
+        queue = _query(db, verdict, medium, since, until, limit, "pending")
+        if not queue:
+            click.echo("Nothing to review: no pending flagged submissions match.")
+            return
+        click.echo(f"{len(queue)} pending; reviewing as {who}. {WALK_HELP}")
+        for n, row in enumerate(queue, 1):
+            console.rule(f"{n}/{len(queue)}")
+            render_list([row], console, title=False)
+            while True:
+                click.echo("c/m/d/s/o/q? ", nl=False)
+                key = _read_key()
+                click.echo(key)
+                if key == "q":
+                    click.echo(_summary(counts))
+                    return
+                if key == "s":
+                    counts["skipped"] += 1
+                    break
+                if key == "o":
+                    for msg in open_images(row["images"], viewer):
+                        click.echo(msg)
+                    continue
+                if key in ("c", "m", "d"):
+                    true_medium = None
+                    if key == "m":
+                        click.echo("media: " + " ".join(MEDIA))
+                        answer = click.prompt("true medium (Enter: cancel)", default="",
+                                              show_default=False).strip().lower()
+                        if not answer:
+                            click.echo("cancelled")
+                            continue
+                        if answer not in MEDIA:
+                            click.echo(f"not a medium: {answer!r}")
+                            continue
+                        true_medium = answer
+                    decision = "dismiss" if key == "d" else "confirm"
+                    try:
+                        rev, _ = record_review(db, row["fullname"], decision,
+                                               true_medium=true_medium, moderator=who)
+                    except InputError as exc:
+                        click.echo(f"not recorded: {exc}")
+                        continue
+                    word = "confirmed" if decision == "confirm" else "dismissed"
+                    counts[word] += 1
+                    click.echo(f"{row['fullname']}: {word}, true medium {rev.true_medium}")
+                    break
+                click.echo(WALK_HELP + "  [?] this help")
+        click.echo(_summary(counts))
+    finally:
+        db.conn.close()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return "Done: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "."
+
+
+__all__ = [
+    "DECISIONS", "Review", "default_moderator", "flagged", "latest_review", "open_images",
+    "permalink_url", "record_review", "short_link", "resolve_fullname", "review", "submission_detail",
+]
