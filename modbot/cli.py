@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from modbot import __version__
-from modbot.errors import ModbotError
+from modbot.errors import ConfigError, ModbotError
 
 
 def _load(config_path: str | None):
@@ -105,40 +105,60 @@ def _print_demo_summary(result) -> None:
     console.print("Next: [bold]sqlite3 " + result.database + "[/bold] or see README for more commands.")
 
 
+#: Exit status for an unusable configuration or rejected credentials (sysexits.h EX_CONFIG).
+#: The systemd unit lists it in RestartPreventExitStatus=, so it does not restart in a loop.
+EXIT_CONFIG = 78
+
+
 @main.command()
 @click.option("--json-logs/--pretty-logs", default=None, help="Log format (default: by terminal).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Minimum level logged (praw/prawcore stay at WARNING).")
 @click.pass_context
-def run(ctx: click.Context, json_logs: bool | None) -> None:
+def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     """Run the daemon: stream the configured subreddits until stopped.
 
     SIGTERM/Ctrl-C: finish or abandon (recorded) the current submission and exit 0.
-    SIGHUP: reload the config file. Under systemd (Type=notify) it reports READY and pings
-    the watchdog.
+    SIGHUP: reload the config file. Under systemd (Type=notify) it reports READY, pings
+    the watchdog and reads credentials as described in README (deployment).
+    Exit status: 0 after SIGTERM, 78 for a bad configuration or rejected credentials
+    (not worth restarting), 1 for anything else.
     """
     import signal
     import threading
 
+    import structlog
+
+    from modbot import redact
     from modbot.daemon import Daemon
     from modbot.log import configure_logging
-    from modbot.stream import make_reddit
-
     from modbot.notify import Notifier
+    from modbot.stream import is_fatal, make_reddit
 
-    configure_logging(json=json_logs)
-    config = _load(ctx.obj["config_path"])
+    configure_logging(json=json_logs, level=log_level)
+    redact.install()
+    logger = structlog.get_logger("modbot")
     stop = threading.Event()
     reload_requested = threading.Event()
 
     def _stop(signum, frame):  # noqa: ARG001
         stop.set()
 
+    # before anything slow (model loading), so an early SIGTERM is honoured too
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.set())
     try:
+        config = _load(ctx.obj["config_path"])
+    except click.ClickException as exc:
+        exc.exit_code = EXIT_CONFIG
+        raise
+    try:
         daemon = Daemon(config, reddit=make_reddit(config), notifier=Notifier())
     except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
+        logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
+        raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc
 
     def on_idle() -> None:
         if reload_requested.is_set():
@@ -146,14 +166,19 @@ def run(ctx: click.Context, json_logs: bool | None) -> None:
             try:
                 daemon.reload(_load(ctx.obj["config_path"]))
             except click.ClickException as exc:  # keep running on the old config
-                import structlog
+                logger.error("reload_failed", error=exc.message)
 
-                structlog.get_logger("modbot").error("reload_failed", error=exc.message)
-
+    code = 0
     try:
         daemon.run(stop=stop, on_idle=on_idle)
+    except Exception as exc:  # logged (redacted) here rather than as a raw traceback
+        code = EXIT_CONFIG if is_fatal(exc) else 1
+        logger.error("daemon_failed", error_type=type(exc).__name__, error=str(exc)[:300],
+                     exit_status=code, exc_info=not is_fatal(exc))
     finally:
         daemon.close()
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @main.command()
@@ -243,18 +268,18 @@ def config_cmd(ctx: click.Context, defaults: bool) -> None:
 
 
 def _register_tools() -> None:
-    """Attach the moderators' tools (review, report): modules of their own, TF-free."""
+    """Attach the commands that live in their own modules (none imports TensorFlow at import)."""
+    from modbot.report import report
+    from modbot.review import review
+
+    main.add_command(review)
+    main.add_command(report)
     try:
-        from modbot.review import review
-    except ImportError:  # pragma: no cover - until the module exists
-        review = None
-    try:
-        from modbot.report import report
-    except ImportError:  # pragma: no cover
-        report = None
-    for cmd in (review, report):
-        if cmd is not None:
-            main.add_command(cmd)
+        from modbot.evaluate import classify_cmd, evaluate_cmd
+    except ImportError:  # until the evaluation module lands
+        return
+    main.add_command(evaluate_cmd)
+    main.add_command(classify_cmd)
 
 
 _register_tools()
