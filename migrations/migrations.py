@@ -222,3 +222,161 @@ def m003_reviews(db: Database) -> None:
         WHERE v.kind IN ('mismatch', 'uncertain')
         """,
     )
+
+
+@migrations()
+def m004_learning(db: Database) -> None:
+    """The learning loop: collected history, the fixed evaluation split, model runs and the
+    champion's history, and a view of every label candidate (see ``modbot.labels``).
+
+    ``collect_runs``: one row per ``modbot collect`` run (what was asked, where the listing
+    cursor is, counts, status ``running`` | ``done`` | ``exhausted`` | ``stopped`` | ``failed``).
+
+    ``collected_posts``: one row per submission ``modbot collect`` kept or tried to keep: its
+    stated medium (``stated_medium``/``stated_source``, as the daemon reads it), the first image
+    (``image_url``; ``sha256``/``path`` in the content-addressed cache) and ``status`` (``ok``, or
+    the ``ImageError`` reason / skip reason). Separate from ``submissions``: collected history
+    is never judged or acted on.
+
+    ``label_splits``: which side of the fixed evaluation split an image (by ``sha256``, so a
+    re-posted image cannot be on both sides) is on: ``train`` or ``eval``, assigned once,
+    stratified by the medium it had then (``medium``), never changed.
+
+    ``models``: one row per retraining run and per adopted baseline: ``version`` (the challenger;
+    NULL when no model was trained), ``status`` (``running`` | ``promoted`` | ``refused`` |
+    ``skipped`` | ``failed`` | ``baseline``), ``reason``, ``trigger`` (``schedule`` | ``cli`` |
+    ...), ``champion_version`` it was compared with, ``labels`` (JSON list of its classes),
+    ``cutoff`` (labels recorded up to this Unix time were used), timestamps (Unix seconds) and
+    ``duration_s``, ``n_train``/``n_eval``, ``data_counts`` (JSON: per split and medium, per
+    label source, skipped images by reason), both models' ``*_metrics`` (JSON
+    ``classification_report`` on the evaluation set) and macro-F1, ``params`` (JSON training
+    settings), ``path`` of the model directory, ``error``.
+
+    ``champion_history``: every change of the champion (``promoted``, ``rollback``), with who
+    and when (Unix seconds).
+
+    View ``label_candidates``: one row per (image, source of a medium for it): moderator
+    reviews (``review``: every decision, ``detail`` = decision), stated media of processed
+    submissions (``stated``: ``detail`` = the verdict kind, ``match`` = the model agreed) and
+    of collected posts (``collected``: ``detail`` = stated source). ``modbot.labels`` applies
+    the precedence and the configured policy.
+    """
+    db["collect_runs"].create(
+        {
+            "id": int,
+            "subreddit": str,
+            "listing": str,  # new | top | search
+            "query": str,  # search query (listing = search)
+            "time_filter": str,  # top/search: hour day week month year all
+            "per_medium": int,
+            "media": str,  # JSON list of target media
+            "status": str,
+            "cursor": str,  # fullname of the last submission read (Reddit's `after`)
+            "scanned": int,  # submissions read from the listing
+            "kept": int,  # submissions kept by this run (image cached)
+            "error": str,
+            "started_at": float,
+            "updated_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        not_null={"subreddit", "listing", "per_medium", "media", "status", "started_at"},
+        defaults={"scanned": 0, "kept": 0},
+    )
+    db["collected_posts"].create(
+        {
+            "fullname": str,
+            "run_id": int,
+            "subreddit": str,
+            "id": str,
+            "title": str,
+            "author": str,
+            "permalink": str,
+            "link_flair_text": str,
+            "created_utc": float,
+            "stated_medium": str,
+            "stated_source": str,
+            "image_url": str,
+            "status": str,  # ok | <ImageError reason> | <resolve skip reason>
+            "error": str,
+            "sha256": str,
+            "path": str,
+            "width": int,
+            "height": int,
+            "collected_at": float,
+        },
+        pk="fullname",
+        foreign_keys=[("run_id", "collect_runs", "id")],
+        not_null={"run_id", "subreddit", "stated_medium", "status", "collected_at"},
+    )
+    db["collected_posts"].create_index(["subreddit", "stated_medium", "status"])
+    db["collected_posts"].create_index(["sha256"])
+
+    db.execute(
+        """
+        CREATE TABLE label_splits (
+            sha256 TEXT PRIMARY KEY,
+            split TEXT NOT NULL CHECK (split IN ('train', 'eval')),
+            medium TEXT NOT NULL,
+            assigned_at FLOAT NOT NULL
+        )
+        """
+    )
+    db["models"].create(
+        {
+            "id": int,
+            "version": str,
+            "status": str,
+            "reason": str,
+            "trigger": str,
+            "champion_version": str,
+            "labels": str,
+            "cutoff": float,
+            "started_at": float,
+            "train_started_at": float,
+            "train_finished_at": float,
+            "finished_at": float,
+            "duration_s": float,
+            "n_train": int,
+            "n_eval": int,
+            "data_counts": str,
+            "champion_metrics": str,
+            "challenger_metrics": str,
+            "champion_macro_f1": float,
+            "challenger_macro_f1": float,
+            "params": str,
+            "path": str,
+            "error": str,
+        },
+        pk="id",
+        not_null={"status", "trigger", "started_at"},
+    )
+    db["models"].create_index(["version"])
+    db["models"].create_index(["status"])
+    db["champion_history"].create(
+        {"id": int, "version": str, "event": str, "run_id": int, "by": str, "note": str, "at": float},
+        pk="id",
+        not_null={"version", "event", "at"},
+    )
+    db.create_view(
+        "label_candidates",
+        """
+        SELECT i.sha256, i.path, i.url, r.true_medium AS medium, 'review' AS source,
+               r.submission, r.created_at AS labelled_at, r.decision AS detail, r.id AS ref
+        FROM reviews r
+        JOIN images i ON i.submission = r.submission AND i.status = 'ok'
+        WHERE i.sha256 IS NOT NULL
+        UNION ALL
+        SELECT i.sha256, i.path, i.url, s.stated_medium, 'stated', s.fullname, s.first_seen_at,
+               v.kind, NULL
+        FROM submissions s
+        JOIN images i ON i.submission = s.fullname AND i.status = 'ok'
+        LEFT JOIN verdicts v ON v.submission = s.fullname
+        WHERE i.sha256 IS NOT NULL AND s.stated_medium IS NOT NULL AND s.stated_medium != 'unknown'
+        UNION ALL
+        SELECT c.sha256, c.path, c.image_url, c.stated_medium, 'collected', c.fullname,
+               c.collected_at, c.stated_source, c.run_id
+        FROM collected_posts c
+        WHERE c.status = 'ok' AND c.sha256 IS NOT NULL AND c.stated_medium != 'unknown'
+        """,
+    )

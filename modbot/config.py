@@ -37,6 +37,7 @@ class RedditConfig:
     short_url: str = ""
     request_timeout: float = 16.0
     poll_interval: float = 10.0
+    requests_per_minute: int = 90
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,49 @@ class MediumConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """``[daemon]``: retries of submissions whose images failed retryably (seconds, count)."""
+
+    retry_base_s: float = 60.0
+    max_attempts: int = 4
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """``[learning]``: which media count as labels, the retraining schedule, the training
+    settings of challengers and the promotion gates (see ``modbot.retrain``)."""
+
+    enabled: bool = False
+    cron: str = "30 4 * * *"
+    interval_s: float = 0.0
+    misfire_grace_s: float = 3600.0
+    watch_interval_s: float = 30.0
+    models_dir: str = "models"
+    stated_labels: str = "agreed"
+    trusted_media: tuple[str, ...] = ()
+    collected_labels: bool = True
+    eval_fraction: float = 0.2
+    min_train_labels: int = 40
+    min_eval_labels: int = 20
+    new_medium_min_labels: int = 50
+    margin: float = 0.02
+    recall_floor: float = 0.5
+    recall_floors: dict[str, float] = field(default_factory=dict)
+    arch: str = ""
+    image_size: int = 0
+    epochs: int = 0
+    batch_size: int = 32
+    seed: int = 0
+    threads: int = 1
+    nice: int = 10
+    timeout_s: float = 3600.0
+
+    def floor_for(self, medium: str) -> float:
+        """The recall floor of ``medium``: its own ``recall_floors`` entry, else ``recall_floor``."""
+        return float(self.recall_floors.get(medium, self.recall_floor))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config`."""
 
@@ -104,6 +148,8 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     medium: MediumConfig = field(default_factory=MediumConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
     source: str | None = None
 
     def replace(self, **sections: dict[str, Any]) -> Config:

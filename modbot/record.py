@@ -56,6 +56,34 @@ def open_database(path: str | Path) -> Database:
     return db
 
 
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """A write transaction that takes SQLite's write lock first (``BEGIN IMMEDIATE``).
+
+    The daemon, a retraining child process and moderators' commands write to the same WAL
+    database. A deferred ``BEGIN`` (sqlite-utils' ``atomic()``) whose first statement reads —
+    sqlite-utils' ``insert``/``update`` read the table's schema first — fails at once with
+    "database is locked" (``SQLITE_BUSY_SNAPSHOT``) when another connection commits in between,
+    without waiting for the busy timeout. ``BEGIN IMMEDIATE`` waits (up to the connection's
+    timeout, 30 s in :func:`modbot.record.open_database`) instead. Inside an open transaction it
+    nests as a savepoint. Commits on success, rolls back on any exception.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
 def post_json(data: Mapping[str, Any]) -> str:
     """Serialise a submission's raw data for ``submissions.data_json``.
 
@@ -84,7 +112,7 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        with self.db.atomic():
+        with write_transaction(self.db):
             yield
 
     # --- submissions -------------------------------------------------------------------
@@ -257,6 +285,15 @@ class Store:
                 "UPDATE actions SET status = ?, reddit_id = ?, error = ?, updated_at = ? "
                 "WHERE submission = ? AND kind = ?",
                 [status, reddit_id, error, time.time(), fullname, kind],
+            )
+
+    def release_action(self, fullname: str, kind: str) -> None:
+        """Delete a claim still in ``intent`` whose request was certainly never sent (the
+        daemon was stopping), so that a later run may act. Rows in any other status stay."""
+        with self._tx():
+            self.db.execute(
+                "DELETE FROM actions WHERE submission = ? AND kind = ? AND status = 'intent'",
+                [fullname, kind],
             )
 
     def dangling_actions(self) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ from sqlite_utils import Database
 from modbot.domain import MEDIA, UNKNOWN
 from modbot.errors import InputError
 from modbot.report import iso_utc, open_existing, parse_day, resolve_db_path
+from modbot.record import write_transaction
 
 DECISIONS = ("confirm", "dismiss")
 REDDIT = "https://www.reddit.com"
@@ -250,7 +251,7 @@ def record_review(db: Database, fullname: str, decision: str, *, true_medium: st
         "model_version": v["model_version"], "moderator": who, "note": note,
         "created_at": time.time() if now is None else now,
     }
-    with db.atomic():
+    with write_transaction(db):
         new_id = db["reviews"].insert(row).last_pk
     return Review(id=int(new_id), **row), True
 

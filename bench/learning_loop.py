@@ -1,0 +1,371 @@
+"""The learning loop, measured: a weak champion is replaced live by a better challenger.
+
+What runs (all real: the daemon, praw, the sandbox over 127.0.0.1 HTTP, SQLite, TensorFlow):
+
+1. **Weak champion**: the seed-style CNN (``arch="cnn"``) trained on 8 images per medium at
+   64 px for 3 epochs, and *without photography* — it cannot predict that medium at all.
+2. **Labelled stream**: ``--per-medium`` sandbox posts per medium, each a PACS image
+   (``../shared/data/pacs``, objects dog, elephant and person) under a real r/Art title from
+   ``../shared/data/rart-2020/posts.jsonl`` stating its medium; about 1 in 10 states a wrong
+   medium. The daemon (serving the champion through a ``SwappableClassifier``) streams and
+   judges them; a moderator thread records each post's true medium with
+   ``modbot.review.record_review`` as its verdict appears (dismiss when the stated medium is
+   right, confirm with the true medium otherwise).
+3. **Scheduled retraining**: once every labelled post is reviewed, the ``RetrainScheduler``
+   (APScheduler, interval trigger) is started with its first run due at once. It trains a
+   challenger in a child process (the trainer's default architecture unless ``--arch``) on the
+   training side of the labels, evaluates champion and challenger on the fixed evaluation set
+   (``[learning] eval_fraction`` of each medium, never trained on), and promotes only past the
+   gates (``--margin``, ``--recall-floor``). Meanwhile unlabelled posts (object horse) keep
+   arriving (``--live-rate`` per second) and the daemon keeps classifying them:
+   ``streamed_during_training`` counts submissions finished between the start and the end of
+   the challenger's training (timestamps recorded in the ``models`` row).
+4. **Live swap**: the promoted model is loaded and warmed up in the daemon process and swapped
+   in; ``predictions_by_new_model`` counts later predictions recorded with its version.
+5. **A deliberately worse challenger**: the same job with ``--shuffle-labels`` (labels randomly
+   permuted) must be refused.
+6. **Held-out object**: champion and promoted challenger are also scored on 50 images per medium
+   of an object never streamed nor trained on (giraffe), a check that the model learned the
+   medium rather than the subject.
+
+Run from the repository root: ``python bench/learning_loop.py [--json]`` (a few minutes on 2
+CPU cores). Prints a before/after table; with ``--json`` the last line is one JSON object with
+``before_macro_f1``, ``after_macro_f1`` (evaluation set), ``promoted``, ``refused_worse``,
+``streamed_during_training`` and more. Exit status 1 when the promotion or the refusal did not
+happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+#: PACS depiction → canonical medium (the stand-in mapping of ../shared/README.md).
+DEPICTION = {"cartoon": "digital", "art_painting": "painting", "sketch": "drawing", "photo": "photography"}
+LABELLED_OBJECTS = ("dog", "elephant", "person")
+LIVE_OBJECT = "horse"
+HELDOUT_OBJECT = "giraffe"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def image_post(pid: str, title: str, image: str, *, medium: str, stated: str) -> dict[str, Any]:
+    """A minimal i.redd.it-style image submission for the sandbox."""
+    return {"id": pid, "name": f"t3_{pid}", "title": title, "author": f"sandbox_artist_{pid[-2:]}",
+            "subreddit": "Art", "url": "{base}/i/" + image, "url_overridden_by_dest": "{base}/i/" + image,
+            "domain": "i.redd.it", "post_hint": "image", "is_self": False, "link_flair_text": None,
+            "_sandbox_truth": {"kind": "image", "medium": medium, "stated": stated}}
+
+
+def rart_titles() -> dict[str, list[str]]:
+    """Real r/Art titles by the medium they state (modbot's own reading of the title)."""
+    from modbot.medium import stated_medium
+
+    out: dict[str, list[str]] = {}
+    for line in (SHARED / "rart-2020" / "posts.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            title = json.loads(line)["title"]
+            out.setdefault(stated_medium(title).medium, []).append(title)
+    return out
+
+
+def pacs_files(depiction: str, obj: str) -> list[Path]:
+    return sorted(p for p in (SHARED / "pacs" / depiction / obj).iterdir() if p.is_file())
+
+
+def build_posts(per_medium: int, live: int, seed: int) -> tuple[list, list, dict, dict]:
+    """(labelled posts, live posts, images by name, truth by fullname)."""
+    rng = random.Random(seed)
+    titles = rart_titles()
+    media = list(DEPICTION.values())
+    labelled, images, truth = [], {}, {}
+    for depiction, medium in DEPICTION.items():
+        files = [f for obj in LABELLED_OBJECTS for f in pacs_files(depiction, obj)]
+        rng.shuffle(files)
+        for k, f in enumerate(files[:per_medium]):
+            name = f"{depiction}_{f.parent.name}_{f.name}"
+            images[name] = f.read_bytes()
+            stated = medium if rng.random() >= 0.1 else rng.choice([m for m in media if m != medium])
+            pool = titles[stated]
+            post = image_post(f"ll{medium[:3]}{k:04d}", pool[rng.randrange(len(pool))], name,
+                              medium=medium, stated=stated)
+            labelled.append(post)
+            truth[post["name"]] = medium
+    rng.shuffle(labelled)
+    live_posts = []
+    live_files = [(depiction, f) for depiction in DEPICTION for f in pacs_files(depiction, LIVE_OBJECT)]
+    rng.shuffle(live_files)
+    for k in range(live):
+        depiction, f = live_files[k % len(live_files)]
+        name = f"{depiction}_{LIVE_OBJECT}_{f.name}"
+        images[name] = f.read_bytes()
+        medium = DEPICTION[depiction]
+        pool = titles[medium]
+        live_posts.append(image_post(f"lv{k:05d}", pool[rng.randrange(len(pool))], name,
+                                     medium=medium, stated=medium))
+    return labelled, live_posts, images, truth
+
+
+def train_weak(out: Path, per_medium: int = 8) -> Path:
+    """The weak champion: CNN, 64 px, 3 epochs, few images, no photography."""
+    from modbot.retrain import _trainer_kwargs
+    from modbot.train import train_model
+
+    tree = out / "tree"
+    for depiction, medium in DEPICTION.items():
+        if medium == "photography":
+            continue
+        (tree / medium).mkdir(parents=True, exist_ok=True)
+        for f in pacs_files(depiction, "dog")[:per_medium]:
+            (tree / medium / f.name).symlink_to(f)
+    train_model(tree, out / "model", **_trainer_kwargs(train_model, {
+        "arch": "cnn", "image_size": 64, "epochs": 3, "batch_size": 8, "seed": 0,
+        "version": "weak-cnn64-no-photo", "verbose": 0, "export": False}))
+    return out / "model"
+
+
+def heldout(per_medium: int) -> tuple[list[Path], list[str]]:
+    paths, truth = [], []
+    for depiction, medium in DEPICTION.items():
+        for f in pacs_files(depiction, HELDOUT_OBJECT)[:per_medium]:
+            paths.append(f)
+            truth.append(medium)
+    return paths, truth
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-medium", type=int, default=60, help="labelled posts per medium")
+    ap.add_argument("--live", type=int, default=2000, help="unlabelled posts available to stream")
+    ap.add_argument("--live-rate", type=float, default=4.0, help="unlabelled posts released per second")
+    ap.add_argument("--arch", default="", help="challenger architecture (default: the trainer's)")
+    ap.add_argument("--image-size", type=int, default=0, help="challenger input size (0: arch default)")
+    ap.add_argument("--epochs", type=int, default=0, help="challenger epochs (0: arch default)")
+    ap.add_argument("--margin", type=float, default=0.05)
+    ap.add_argument("--recall-floor", type=float, default=0.3)
+    ap.add_argument("--eval-fraction", type=float, default=0.25)
+    ap.add_argument("--heldout", type=int, default=50, help="held-out object images per medium")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp dir)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = ap.parse_args(argv)
+    if not (SHARED / "pacs").is_dir():
+        print(f"needs PACS in {SHARED / 'pacs'} (see ../shared/README.md)", file=sys.stderr)
+        return 2
+
+    from modbot.classify import KerasClassifier
+    from modbot.log import configure_logging
+    from modbot.registry import ModelRegistry
+    from modbot.retrain import RetrainScheduler, SwappableClassifier, evaluate
+    from modbot.review import record_review
+    from modbot.sandbox.server import SandboxServer
+    from modbot.stream import make_reddit
+
+    configure_logging(json=True, level="WARNING")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="modbot-learning-"))
+    if args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    log(f"work dir {work}; training the weak champion")
+    weak_dir = train_weak(work / "weak")
+    labelled, live, images, truth = build_posts(args.per_medium, args.live, args.seed)
+    log(f"{len(labelled)} labelled posts, {len(live)} live posts; weak champion ready "
+        f"({time.monotonic() - t0:.0f} s)")
+
+    from modbot.daemon import Daemon
+    from modbot.demo import demo_config
+
+    learning = {"enabled": True, "models_dir": str(work / "models"), "eval_fraction": args.eval_fraction,
+                "min_train_labels": 40, "min_eval_labels": 20, "new_medium_min_labels": 30,
+                "margin": args.margin, "recall_floor": args.recall_floor, "stated_labels": "none",
+                "arch": args.arch, "image_size": args.image_size, "epochs": args.epochs,
+                "seed": args.seed, "interval_s": 24 * 3600.0, "watch_interval_s": 2.0,
+                "threads": 1, "nice": 10, "timeout_s": 1800.0}
+    result: dict[str, Any] = {}
+    with SandboxServer(labelled + live, images, released=0) as server:
+        config = demo_config(server.url, work, act=False).replace(
+            learning=learning, storage={"model_dir": str(weak_dir)}, reddit={"poll_interval": 0.2},
+            daemon={"retry_base_s": 2.0})
+        creds = {k: v for k, v in server.praw_kwargs().items()
+                 if k in ("client_id", "client_secret", "username", "password")}
+        swappable = SwappableClassifier(KerasClassifier.load(weak_dir))
+        daemon = Daemon(config, reddit=make_reddit(config, **creds), classifier=swappable)
+        scheduler = RetrainScheduler()
+        finished = threading.Event()
+        failure: list[BaseException] = []
+
+        def moderator() -> int:
+            """Review every labelled post whose verdict exists; return how many are left."""
+            from modbot.labels import write_transaction
+            from modbot.record import open_database
+
+            db = open_database(config.storage.database)
+            try:
+                done = {r[0] for r in db.execute("SELECT DISTINCT submission FROM reviews")}
+                for fullname, stated in db.execute("SELECT submission, stated FROM verdicts").fetchall():
+                    medium = truth.get(fullname)
+                    if medium is None or fullname in done:
+                        continue
+                    with write_transaction(db):  # BEGIN IMMEDIATE: the daemon writes meanwhile
+                        if medium == stated:
+                            record_review(db, fullname, "dismiss", moderator="bench_mod")
+                        else:
+                            record_review(db, fullname, "confirm", true_medium=medium,
+                                          moderator="bench_mod")
+                    done.add(fullname)
+                return len(set(truth) - done)
+            finally:
+                db.conn.close()
+
+        def controller() -> None:
+            try:
+                # phase 1: the labelled posts stream in; the moderator reviews as verdicts appear
+                while server.pending > len(live):
+                    server.release(10)
+                    time.sleep(0.2)
+                deadline = time.monotonic() + 600
+                while moderator() > 0:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("labelled posts were not all judged in 600 s")
+                    time.sleep(1.0)
+                log(f"{len(truth)} labelled posts reviewed ({time.monotonic() - t0:.0f} s); "
+                    "scheduled retraining due now, live posts keep streaming")
+                # phase 2: unlabelled posts keep arriving while the scheduled job trains
+                stop_live = threading.Event()
+
+                def live_feed() -> None:
+                    while not stop_live.is_set() and server.pending:
+                        server.release(1)
+                        stop_live.wait(1.0 / args.live_rate)
+
+                feeder = threading.Thread(target=live_feed, daemon=True)
+                feeder.start()
+                scheduler.start(daemon, config, first_run_at=datetime.now(timezone.utc))
+                while scheduler.last_result is None:
+                    time.sleep(0.5)
+                row = scheduler.last_result
+                result["run"] = row
+                log(f"scheduled run: {row['status']} — {row['reason']} ({time.monotonic() - t0:.0f} s)")
+                swap_deadline = time.monotonic() + 60
+                while row["status"] == "promoted" and swappable.current.version != row["version"]:
+                    if time.monotonic() > swap_deadline:
+                        raise TimeoutError("the promoted model was not swapped in within 60 s")
+                    time.sleep(0.2)
+                time.sleep(5.0)  # the daemon classifies with the new model for a while
+                # phase 3: a deliberately worse challenger, through the same job
+                log("training a challenger on shuffled labels")
+                result["worse"] = scheduler.run_retrain(trigger="bench-shuffled",
+                                                        extra_args=["--shuffle-labels"])
+                log(f"shuffled run: {result['worse']['status']} — {result['worse']['reason']}")
+                stop_live.set()
+                feeder.join()
+            except BaseException as exc:  # reported after the daemon stops
+                failure.append(exc)
+            finally:
+                finished.set()
+
+        ctl = threading.Thread(target=controller, name="bench-controller")
+        ctl.start()
+        stats = daemon.run(stop=threading.Event(), until=finished.is_set)
+        ctl.join()
+        scheduler.shutdown()
+        if failure:
+            raise failure[0]
+        db = daemon.store.db
+        row, worse = result["run"], result["worse"]
+        during = db.execute("SELECT COUNT(*) FROM submissions WHERE status IN ('done','skipped','failed') "
+                            "AND updated_at BETWEEN ? AND ?",
+                            [row["train_started_at"] or 0, row["train_finished_at"] or 0]).fetchone()[0]
+        by_new = db.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?",
+                            [row["version"]]).fetchone()[0]
+        mixed = db.execute("SELECT COUNT(*) FROM (SELECT submission FROM predictions GROUP BY submission "
+                           "HAVING COUNT(DISTINCT model_version) > 1)").fetchone()[0]
+        champion_now = ModelRegistry(learning["models_dir"]).champion()
+        processed = stats.processed
+        daemon.close()
+
+    # the held-out object, scored in this process with both models
+    paths, truth_h = heldout(args.heldout)
+    weak = KerasClassifier.load(weak_dir)
+    models = [weak]
+    if row["status"] == "promoted":
+        models.append(KerasClassifier.load(Path(learning["models_dir"]) / row["version"]))
+    order = [m for m in ("digital", "painting", "drawing", "photography")]
+    reports = evaluate(models, paths, truth_h, order)
+
+    before = json.loads(row["champion_metrics"]) if row["champion_metrics"] else None
+    after = json.loads(row["challenger_metrics"]) if row["challenger_metrics"] else None
+    worse_rep = json.loads(worse["challenger_metrics"]) if worse and worse["challenger_metrics"] else None
+    counts = json.loads(row["data_counts"]) if row["data_counts"] else {}
+
+    def seconds(r: dict[str, Any], a: str, b: str) -> float | None:
+        return None if r.get(a) is None or r.get(b) is None else round(r[b] - r[a], 1)
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    cols = [("champion (before)", before, reports[0], weak.version, "-"),
+            ("challenger (after)", after, reports[1] if len(reports) > 1 else None, row["version"], row["status"]),
+            ("shuffled challenger", worse_rep, None, worse["version"] if worse else None,
+             worse["status"] if worse else "-")]
+    lines = [f"{'':34}" + "".join(f"{c[0]:>22}" for c in cols),
+             f"{'model':34}" + "".join(f"{(c[3] or '-')[-21:]:>22}" for c in cols),
+             f"{'eval set macro-F1 (n=' + str(row['n_eval']) + ')':34}"
+             + "".join(f"{f(c[1]['macro_f1'] if c[1] else None):>22}" for c in cols)]
+    for m in order:
+        lines.append(f"{'  recall ' + m:34}" + "".join(
+            f"{f(c[1]['per_class'][m]['recall'] if c[1] and m in c[1]['per_class'] else None):>22}" for c in cols))
+    lines.append(f"{'held-out object macro-F1 (n=' + str(len(paths)) + ')':34}"
+                 + "".join(f"{f(c[2]['macro_f1'] if c[2] else None):>22}" for c in cols))
+    lines.append(f"{'decision':34}" + "".join(f"{c[4]:>22}" for c in cols))
+    print("\n".join(lines))
+    print(f"\nlabels: {counts.get('labels', {}).get('by_medium')} (all moderator reviews); "
+          f"train {row['n_train']}, eval {row['n_eval']}; challenger trained in "
+          f"{seconds(row, 'train_started_at', 'train_finished_at')} s (run {row['duration_s']} s); "
+          f"{during} submissions processed by the daemon meanwhile; {by_new} predictions by the "
+          f"promoted model after the live swap; {mixed} posts classified by two models; "
+          f"{processed} submissions streamed in all ({stats.errors} internal errors, retried); "
+          f"{time.monotonic() - t0:.0f} s total.")
+    print(f"gates: margin {args.margin}, recall floor {args.recall_floor}; "
+          f"scheduled run: {row['reason']}; shuffled run: {worse['reason'] if worse else '-'}")
+    out = {
+        "before_macro_f1": before["macro_f1"] if before else None,
+        "after_macro_f1": after["macro_f1"] if after else None,
+        "promoted": row["status"] == "promoted",
+        "refused_worse": bool(worse and worse["status"] == "refused"),
+        "streamed_during_training": during,
+        "worse_macro_f1": worse_rep["macro_f1"] if worse_rep else None,
+        "heldout_before_macro_f1": reports[0]["macro_f1"],
+        "heldout_after_macro_f1": reports[1]["macro_f1"] if len(reports) > 1 else None,
+        "n_train": row["n_train"], "n_eval": row["n_eval"], "n_heldout": len(paths),
+        "champion_version": weak.version, "challenger_version": row["version"],
+        "champion_after_run": champion_now,
+        "predictions_by_new_model": by_new, "posts_classified_by_two_models": mixed,
+        "daemon_internal_errors": stats.errors, "submissions_streamed": processed,
+        "train_seconds": seconds(row, "train_started_at", "train_finished_at"),
+        "run_seconds": row["duration_s"], "total_seconds": round(time.monotonic() - t0, 1),
+        "workdir": str(work),
+    }
+    if args.json:
+        print(json.dumps(out))
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if out["promoted"] and out["refused_worse"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

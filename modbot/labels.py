@@ -1,0 +1,302 @@
+"""Labels for the learning loop: which images have a known medium, and from whom.
+
+A *label* is an image (by the sha256 of its original bytes, the key of the content-addressed
+cache) whose medium is known. Candidates come from the view ``label_candidates``
+(``migrations/`` ``m004_learning``), one row per image and source:
+
+- ``review``: a moderator's decision (``modbot review``; table ``reviews``): its ``true_medium``.
+- ``stated``: the medium stated by the poster of a submission the daemon processed.
+- ``collected``: the medium stated by the poster of a submission ``modbot collect`` gathered.
+
+Precedence, per image (:func:`gather_labels`): the latest moderator review recorded up to the
+cut-off wins over everything; otherwise stated media count only where the policy allows
+(:class:`LabelPolicy`: ``[learning] stated_labels``, ``trusted_media``, ``collected_labels``),
+and only when every allowed statement about the image names the same medium (the same image
+posted twice as "oil" and as "digital" is a conflict and is left out). Every label records its
+``source`` (and the ``detail`` that admitted it), which ``modbot retrain`` counts.
+
+The evaluation set is fixed (:func:`assign_splits`): each labelled image is put once, for
+ever, on the ``train`` or ``eval`` side (table ``label_splits``), stratified by medium, so a
+champion and a challenger are always compared on images neither was trained on.
+
+Images come from the cache (:func:`locate_images`); an evicted one is downloaded again from its
+URL when a fetcher is given, and skipped with a reason otherwise or when that fails.
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from modbot.domain import MEDIA, ImageRef
+from modbot.errors import ConfigError, ImageError
+from modbot.images import find_cached
+from modbot.record import write_transaction  # re-exported: the learning modules use it
+
+
+#: Label sources, in order of precedence.
+SOURCES = ("review", "stated", "collected")
+#: Values of ``[learning] stated_labels``.
+STATED_POLICIES = ("none", "agreed", "all")
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """Which non-moderator statements count as labels.
+
+    ``stated``: ``none`` (never), ``agreed`` (only when the model's verdict on the submission
+    was ``match``: the model agreed with the poster) or ``all``. ``trusted_media``: stated media
+    that count whatever the model said. ``collected``: whether the stated media of collected
+    history count. Moderator reviews always count. Raises ``ConfigError`` for an unknown
+    ``stated`` value or a trusted medium that is not canonical.
+    """
+
+    stated: str = "agreed"
+    trusted_media: tuple[str, ...] = ()
+    collected: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stated not in STATED_POLICIES:
+            raise ConfigError(f"[learning] stated_labels must be one of {STATED_POLICIES}, "
+                              f"not {self.stated!r}")
+        unknown = [m for m in self.trusted_media if m not in MEDIA]
+        if unknown:
+            raise ConfigError(f"[learning] trusted_media: unknown media {unknown} (canonical: {list(MEDIA)})")
+
+    @classmethod
+    def from_config(cls, learning: Any) -> LabelPolicy:
+        """The policy of a ``LearningConfig`` (``[learning]``)."""
+        return cls(stated=learning.stated_labels, trusted_media=tuple(learning.trusted_media),
+                   collected=bool(learning.collected_labels))
+
+    def admits(self, source: str, medium: str, detail: str | None) -> str | None:
+        """Why a non-review candidate counts (``"agreed"``, ``"trusted"``, ``"all"``,
+        ``"collected"``), or None when the policy leaves it out."""
+        if source == "collected":
+            return "collected" if self.collected else None
+        if source != "stated":
+            return None
+        if medium in self.trusted_media:
+            return "trusted"
+        if self.stated == "all":
+            return "all"
+        if self.stated == "agreed" and detail == "match":
+            return "agreed"
+        return None
+
+
+@dataclass(frozen=True)
+class Label:
+    """One labelled image.
+
+    ``sha256``: hex digest of the original bytes (cache key). ``medium``: canonical medium.
+    ``source``: ``review`` | ``stated`` | ``collected``; ``detail``: the review's decision, or
+    why a statement was admitted (``agreed``, ``trusted``, ``all``, ``collected``).
+    ``submission``: fullname it came from; ``path``/``url``: where the image was cached and
+    downloaded from; ``labelled_at``: Unix seconds when the label was recorded.
+    """
+
+    sha256: str
+    medium: str
+    source: str
+    detail: str | None
+    submission: str
+    path: str | None
+    url: str | None
+    labelled_at: float
+
+
+@dataclass
+class LabelSet:
+    """The labels in force at a cut-off and what was left out.
+
+    ``labels``: one :class:`Label` per image, sorted by sha256. ``dropped``: reason → number of
+    candidate rows or images left out (``policy:<source>``, ``conflicting_statements``,
+    ``unknown_medium``, ``after_cutoff``).
+    """
+
+    labels: list[Label]
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def by_source(self) -> dict[str, int]:
+        """Number of labels per source (``review``, ``stated``, ``collected``)."""
+        return dict(Counter(label.source for label in self.labels))
+
+    def by_medium(self) -> dict[str, int]:
+        """Number of labels per medium, in ``MEDIA`` order."""
+        counts = Counter(label.medium for label in self.labels)
+        return {m: counts[m] for m in MEDIA if counts[m]}
+
+
+def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = db.execute(sql, list(params))
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def gather_labels(db: Database, policy: LabelPolicy, *, cutoff: float | None = None) -> LabelSet:
+    """The labels in force at ``cutoff`` (Unix seconds; None = now), one per image.
+
+    Reads ``label_candidates``; candidates recorded after ``cutoff`` are ignored (so a run is
+    reproducible from its recorded cut-off). Per image: the latest moderator review wins
+    (reviews outrank stated media); otherwise the candidates the ``policy`` admits must all
+    name the same medium. Candidates whose medium is not canonical are dropped.
+    """
+    cutoff = time.time() if cutoff is None else float(cutoff)
+    dropped: Counter[str] = Counter()
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for row in _rows(db, "SELECT * FROM label_candidates ORDER BY sha256, labelled_at, ref"):
+        if row["labelled_at"] is not None and row["labelled_at"] > cutoff:
+            dropped["after_cutoff"] += 1
+            continue
+        if row["medium"] not in MEDIA:
+            dropped["unknown_medium"] += 1
+            continue
+        by_image.setdefault(row["sha256"], []).append(row)
+
+    labels: list[Label] = []
+    for sha, rows in sorted(by_image.items()):
+        reviews = [r for r in rows if r["source"] == "review"]
+        if reviews:
+            r = max(reviews, key=lambda r: (r["labelled_at"] or 0.0, r["ref"] or 0))
+            labels.append(_label(r, r["detail"]))
+            continue
+        admitted = []
+        for r in rows:
+            why = policy.admits(r["source"], r["medium"], r["detail"])
+            if why is None:
+                dropped[f"policy:{r['source']}"] += 1
+            else:
+                admitted.append((r, why))
+        if not admitted:
+            continue
+        if len({r["medium"] for r, _ in admitted}) > 1:
+            dropped["conflicting_statements"] += 1
+            continue
+        # prefer a daemon statement over collected history, then the earliest
+        r, why = min(admitted, key=lambda a: (SOURCES.index(a[0]["source"]), a[0]["labelled_at"] or 0.0))
+        labels.append(_label(r, why))
+    return LabelSet(labels, dropped)
+
+
+def _label(row: Mapping[str, Any], detail: str | None) -> Label:
+    return Label(sha256=row["sha256"], medium=row["medium"], source=row["source"], detail=detail,
+                 submission=row["submission"], path=row["path"], url=row["url"],
+                 labelled_at=float(row["labelled_at"] or 0.0))
+
+
+# --- the fixed evaluation split ------------------------------------------------------------
+
+
+def assign_splits(db: Database, labels: Iterable[Label], eval_fraction: float, *,
+                  now: float | None = None) -> dict[str, str]:
+    """Put every label's image on the ``train`` or ``eval`` side, once; return sha256 → side.
+
+    Images already in ``label_splits`` keep their side (the evaluation set is fixed: nothing
+    on the ``eval`` side is ever trained on, even if its label changes later). New images are
+    assigned per medium so that each medium's ``eval`` share comes as close as possible to
+    ``eval_fraction`` (``round(fraction · n)`` images of its ``n`` labels, never taking any
+    back): stratified by medium. Which new images go to ``eval`` is decided by sha256 order,
+    i.e. arbitrary but reproducible. Raises ``ValueError`` unless 0 ≤ ``eval_fraction`` < 1.
+    """
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    now = time.time() if now is None else now
+    labels = list(labels)
+    existing = {r[0]: r[1] for r in db.execute("SELECT sha256, split FROM label_splits")}
+    new_by_medium: dict[str, list[str]] = {}
+    eval_count: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for label in labels:
+        total[label.medium] += 1
+        side = existing.get(label.sha256)
+        if side is None:
+            new_by_medium.setdefault(label.medium, []).append(label.sha256)
+        elif side == "eval":
+            eval_count[label.medium] += 1
+    rows = []
+    for medium, shas in new_by_medium.items():
+        wanted = max(0, round(eval_fraction * total[medium]) - eval_count[medium])
+        for i, sha in enumerate(sorted(shas)):
+            side = "eval" if i < wanted else "train"
+            existing[sha] = side
+            rows.append({"sha256": sha, "split": side, "medium": medium, "assigned_at": now})
+    if rows:
+        with write_transaction(db):
+            db["label_splits"].insert_all(rows, ignore=True)
+    return {label.sha256: existing[label.sha256] for label in labels}
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocatedImage:
+    """A label with the cached file to read (``path``), or the ``reason`` it is skipped."""
+
+    label: Label
+    path: Path | None
+    reason: str | None = None
+
+
+def locate_images(labels: Iterable[Label], cache_dir: str | os.PathLike[str], *,
+                  fetcher: Any = None) -> list[LocatedImage]:
+    """Find each label's image in the content-addressed cache (by sha256).
+
+    An image no longer cached (evicted) is downloaded again from its URL when ``fetcher`` (a
+    :class:`modbot.images.ImageFetcher` writing to the same cache) is given; the bytes must
+    have the same sha256. Otherwise it is skipped with a reason: ``evicted`` (no fetcher or no
+    URL), ``evicted_refetch_failed:<ImageError reason>`` or ``evicted_changed`` (the URL now
+    serves other bytes). Never raises for a missing image.
+    """
+    out = []
+    for label in labels:
+        path = find_cached(cache_dir, label.sha256)
+        if path is not None:
+            out.append(LocatedImage(label, path))
+            continue
+        if fetcher is None or not label.url:
+            out.append(LocatedImage(label, None, "evicted"))
+            continue
+        try:
+            fetched = fetcher.fetch(ImageRef(label.url, "direct"))
+        except ImageError as exc:
+            out.append(LocatedImage(label, None, f"evicted_refetch_failed:{exc.reason}"))
+            continue
+        if fetched.sha256 != label.sha256:
+            out.append(LocatedImage(label, None, "evicted_changed"))
+            continue
+        out.append(LocatedImage(label, Path(fetched.path)))
+    return out
+
+
+def build_tree(root: str | os.PathLike[str], items: Iterable[tuple[Path, str]]) -> dict[str, int]:
+    """A folder-per-medium training tree of symlinks: ``root/<medium>/<file name>`` → file.
+
+    ``items``: (image file, medium) pairs; file names are cache names (``<sha256>.<ext>``), so
+    they are unique. Falls back to copying where symlinks are not allowed. Returns the number
+    of files per medium. ``root`` is created; it must not hold other files.
+    """
+    import shutil
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    for path, medium in items:
+        folder = root / medium
+        folder.mkdir(exist_ok=True)
+        target = folder / Path(path).name
+        try:
+            target.symlink_to(Path(path).resolve())
+        except OSError:
+            shutil.copyfile(path, target)
+        counts[medium] += 1
+    return dict(counts)

@@ -1,0 +1,299 @@
+"""Commands of the learning loop: ``modbot collect``, ``modbot retrain``, ``modbot models``.
+
+Registered by ``modbot.cli`` from :data:`COMMANDS`. Importing this module imports neither
+TensorFlow nor praw; ``retrain`` imports TensorFlow when it runs, ``collect`` praw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from modbot.errors import ModbotError
+
+
+def _config(ctx: click.Context, db_path: str | None = None) -> Any:
+    from modbot.config import load_config
+
+    root = ctx.find_root()
+    try:
+        config = load_config((root.obj or {}).get("config_path"))
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if db_path:
+        config = config.replace(storage={"database": db_path})
+    return config
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _parse_time(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: give Unix seconds or an ISO date/time") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+# --- collect ---------------------------------------------------------------------------------
+
+
+@click.command("collect")
+@click.option("--subreddit", required=True, help="Subreddit to read, e.g. Art.")
+@click.option("--per-medium", type=click.IntRange(min=1), required=True,
+              help="Images to collect per stated medium (all runs of this subreddit count).")
+@click.option("--media", default=None,
+              help="Comma-separated target media (default: every canonical medium but "
+                   "mixed_media and other).")
+@click.option("--listing", type=click.Choice(["new", "top", "search"]), default="new", show_default=True,
+              help="Which listing to read (Reddit serves ~1000 submissions per listing).")
+@click.option("--query", default=None, help="Search query for --listing search, e.g. 'flair:Painting'.")
+@click.option("--time-filter", type=click.Choice(["hour", "day", "week", "month", "year", "all"]),
+              default="all", show_default=True, help="For --listing top/search.")
+@click.option("--max-posts", type=click.IntRange(min=1), default=None,
+              help="Read at most this many submissions now (run again to resume).")
+@click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | None, listing: str,
+            query: str | None, time_filter: str, max_posts: int | None, fresh: bool,
+            db_path: str | None, progress: bool, as_json: bool) -> None:
+    """Build a labelled dataset balanced by stated medium from a subreddit's history.
+
+    Reads the listing through praw (credentials as for `modbot run`), keeps a submission while
+    its stated medium has fewer than --per-medium images, caches its first image, and records
+    everything (tables collect_runs, collected_posts). Resumable: run the same command again.
+
+    Example: modbot collect --subreddit Art --per-medium 200
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from modbot.collect import DEFAULT_MEDIA, collect as run_collect
+    from modbot.images import ImageFetcher
+    from modbot.medium import Vocabulary
+    from modbot.record import open_database
+    from modbot.stream import make_reddit
+
+    config = _config(ctx, db_path)
+    targets = tuple(m.strip() for m in media.split(",") if m.strip()) if media else DEFAULT_MEDIA
+    try:
+        reddit = make_reddit(config)
+        db = open_database(config.storage.database)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    im = config.images
+    fetcher = ImageFetcher(config.storage.image_cache, max_bytes=im.max_bytes,
+                           connect_timeout=im.connect_timeout, read_timeout=im.read_timeout,
+                           allow_hosts=im.allow_hosts, user_agent=config.reddit.user_agent)
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[note]}"), console=console, disable=not progress)
+    tasks: dict[str, Any] = {}
+
+    def on_progress(counts: dict[str, int], scanned: int) -> None:
+        for m, n in counts.items():
+            if m not in tasks:
+                tasks[m] = bar.add_task(m, total=per_medium, note="")
+            bar.update(tasks[m], completed=min(n, per_medium))
+        bar.update(tasks["_scanned"], completed=scanned, note=f"{scanned} submissions read")
+
+    try:
+        with bar:
+            tasks["_scanned"] = bar.add_task("read", total=None, note="")
+            for m in targets:
+                tasks[m] = bar.add_task(m, total=per_medium, note="")
+            result = run_collect(reddit, db, fetcher, subreddit=subreddit, per_medium=per_medium,
+                                 media=targets, listing=listing, query=query,
+                                 time_filter=time_filter, max_posts=max_posts, fresh=fresh,
+                                 vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
+                                 on_progress=on_progress)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        fetcher.close()
+        db.conn.close()
+    if as_json:
+        out = dataclasses.asdict(result)
+        out["skipped"] = dict(result.skipped)
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"run {result.run_id} ({'resumed' if result.resumed else 'new'}): {result.status}; "
+                   f"read {result.scanned} submissions, kept {result.kept}")
+        click.echo("collected per medium: " + ", ".join(f"{m} {n}" for m, n in result.counts.items()))
+        if result.skipped:
+            click.echo("not kept: " + ", ".join(f"{k} {v}" for k, v in result.skipped.most_common()))
+        if result.error:
+            click.echo(f"error: {result.error} (run the same command again to resume)", err=True)
+    if result.status == "failed":
+        raise click.exceptions.Exit(1)
+
+
+# --- retrain ---------------------------------------------------------------------------------
+
+
+@click.command("retrain")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.option("--cutoff", default=None, help="Use labels recorded up to this time (Unix seconds or "
+              "ISO, UTC; default: now).")
+@click.option("--no-promote", is_flag=True, help="Evaluate and record, but never promote.")
+@click.option("--shuffle-labels", is_flag=True,
+              help="Train on shuffled labels: a deliberately worse challenger, to check the gates.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's record as JSON.")
+@click.pass_context
+def retrain(ctx: click.Context, db_path: str | None, cutoff: str | None, no_promote: bool,
+            shuffle_labels: bool, as_json: bool) -> None:
+    """Train a challenger on the labels, compare it with the champion, promote it if better.
+
+    Promotion needs a macro-F1 gain of at least [learning] margin on the fixed evaluation set
+    and every medium's recall at or above its floor. Every run is recorded (`modbot models`).
+    A running daemon serves a promoted model within [learning] watch_interval_s seconds.
+    Exit status 1 when the run failed.
+    """
+    from modbot.log import configure_logging
+    from modbot.retrain import retrain_once
+
+    config = _config(ctx, db_path)
+    configure_logging(level="WARNING")
+    result = retrain_once(config, trigger="cli", cutoff=_parse_time(cutoff),
+                          shuffle_labels=shuffle_labels, promote=not no_promote)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result)))
+    else:
+        f1 = (lambda v: "-" if v is None else f"{v:.4f}")
+        click.echo(f"run {result.run_id}: {result.status} — {result.reason}")
+        click.echo(f"champion {result.champion_version}: macro-F1 {f1(result.champion_macro_f1)}; "
+                   f"challenger {result.version or '-'}: macro-F1 {f1(result.challenger_macro_f1)}; "
+                   f"{result.duration_s} s")
+    if result.status == "failed":
+        raise click.exceptions.Exit(1)
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def model_rows(db: Any) -> list[dict[str, Any]]:
+    """Every ``models`` row, newest first, JSON columns decoded."""
+    cur = db.execute("SELECT * FROM models ORDER BY id DESC")
+    cols = [c[0] for c in cur.description]
+    rows = []
+    for r in cur.fetchall():
+        row = dict(zip(cols, r, strict=True))
+        for k in ("labels", "data_counts", "champion_metrics", "challenger_metrics", "params"):
+            if row.get(k):
+                row[k] = json.loads(row[k])
+        rows.append(row)
+    return rows
+
+
+@click.group("models", invoke_without_command=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (versions and runs).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs shown.")
+@click.pass_context
+def models(ctx: click.Context, db_path: str | None, as_json: bool, limit: int) -> None:
+    """List model versions and retraining runs; mark the champion.
+
+    Runs newest first: status (promoted, refused, skipped, failed, baseline), macro-F1 of the
+    champion and the challenger on the evaluation set, data counts and the reason.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db_path"] = db_path
+    if ctx.invoked_subcommand is not None:
+        return
+    from modbot.record import open_database
+    from modbot.registry import ModelRegistry
+
+    config = _config(ctx, db_path)
+    registry = ModelRegistry(config.learning.models_dir)
+    try:
+        champion = registry.champion()
+        db = open_database(config.storage.database)
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = model_rows(db)[:limit]
+    history = [dict(zip(("version", "event", "at", "by", "note"), r)) for r in db.execute(
+        "SELECT version, event, at, by, note FROM champion_history ORDER BY id DESC LIMIT ?", [limit])]
+    db.conn.close()
+    versions = registry.versions()
+    if as_json:
+        click.echo(json.dumps({"champion": champion, "models_dir": str(registry.root),
+                               "versions": versions, "runs": rows, "champion_history": history},
+                              default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"champion: [bold]{champion or '(none: serving [storage] model_dir or the shipped model)'}"
+                  f"[/bold]; versions in {registry.root}: {', '.join(versions) or 'none'}")
+    table = Table(title="Runs (newest first)", title_justify="left")
+    for col in ("run", "version", "status", "trigger", "started (UTC)", "champion F1",
+                "challenger F1", "train", "eval", "s", "reason"):
+        table.add_column(col, justify="right" if col in ("run", "train", "eval", "s") else "left",
+                         no_wrap=col in ("version", "started (UTC)"))
+    f1 = (lambda v: "-" if v is None else f"{v:.4f}")
+    for r in rows:
+        version = r["version"] or "-"
+        if r["version"] and r["version"] == champion:
+            version += " *"
+        table.add_row(str(r["id"]), version, r["status"], r["trigger"], _iso(r["started_at"]),
+                      f1(r["champion_macro_f1"]), f1(r["challenger_macro_f1"]),
+                      str(r["n_train"] or "-"), str(r["n_eval"] or "-"),
+                      "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}",
+                      (r["reason"] or "")[:90])
+    console.print(table)
+    if history:
+        console.print("champion changes: " + "; ".join(
+            f"{_iso(h['at'])} {h['event']} {h['version']}" for h in history))
+
+
+@models.command("rollback")
+@click.argument("version")
+@click.option("--note", default=None, help="Why (recorded in champion_history).")
+@click.option("--by", "by", default=None, help="Who (default: $MODBOT_MODERATOR or the OS user).")
+@click.pass_context
+def models_rollback(ctx: click.Context, version: str, note: str | None, by: str | None) -> None:
+    """Make VERSION (see `modbot models`) the champion again.
+
+    Atomic: the champion pointer file is replaced in one step. A running daemon swaps the model
+    in within [learning] watch_interval_s seconds, without a restart.
+    """
+    from modbot.record import open_database
+    from modbot.registry import ModelRegistry, rollback
+    from modbot.review import default_moderator
+
+    config = _config(ctx, (ctx.obj or {}).get("db_path"))
+    registry = ModelRegistry(config.learning.models_dir)
+    try:
+        db = open_database(config.storage.database)
+        previous = registry.champion()
+        meta = rollback(registry, version, db=db, by=by or default_moderator(), note=note)
+        db.conn.close()
+    except ModbotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"champion: {previous or '(none)'} -> {meta['version']} "
+               f"(labels {', '.join(meta['labels'])}) at {_iso(time.time())}")
+
+
+#: The commands ``modbot.cli`` registers.
+COMMANDS = [collect, retrain, models]
