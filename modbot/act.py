@@ -6,7 +6,13 @@ Order of operations for each action kind (``report``, ``comment``):
    and commit. The unique index (submission, kind) makes a second claim fail, so a restart, a
    retry or a duplicate stream item can never act again.
 2. call Reddit (only for ``intent``).
-3. record the outcome: ``sent`` (with the comment's fullname) or ``failed``.
+3. record the outcome: ``sent`` (with the comment's fullname), ``failed`` (Reddit refused),
+   or ``unknown`` when the request may have been applied but no answer came (a timeout or 5xx:
+   :class:`~modbot.ratelimit.AmbiguousWriteError`, never resent). When the daemon is stopping
+   and the API budget would make the request wait (:class:`~modbot.ratelimit.ShuttingDown`),
+   nothing was sent: the claim is removed and the outcome is ``abandoned`` (the submission is
+   processed again on the next start). A 429 (``TooManyRequests``: refused, not applied) also
+   removes the claim, with outcome ``deferred``: the pipeline retries the submission later.
 
 A crash between 1 and 3 leaves ``intent``. On start-up :meth:`Actor.reconcile` settles those:
 a comment is looked up among the submission's comments by our account (found → ``sent``);
@@ -19,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import prawcore
 import structlog
 
 from modbot.config import ActionsConfig
 from modbot.domain import Post, Verdict, VerdictKind
+from modbot.ratelimit import AmbiguousWriteError, ShuttingDown
 from modbot.record import Store
 
 #: Reddit's limit on a report reason, in characters.
@@ -78,6 +86,10 @@ class Actor:
              render(self.config.comment_template, post, verdict, model_version)),
         )
         for kind, enabled, text in plans:
+            if outcomes and outcomes[-1].status in ("abandoned", "deferred"):
+                # the budget now blocks every request: do not claim this kind either
+                outcomes.append(ActionOutcome(kind, outcomes[-1].status, outcomes[-1].detail))
+                continue
             status = "intent" if enabled else "dry_run"
             if not self.store.claim_action(post.fullname, kind, status=status, text=text):
                 outcomes.append(ActionOutcome(kind, "already_recorded",
@@ -98,6 +110,24 @@ class Actor:
             else:
                 comment = submission.reply(body=text)
                 reddit_id = getattr(comment, "fullname", None)
+        except ShuttingDown:
+            # the request was never sent (the daemon is stopping): undo the claim, so the
+            # submission, recorded as abandoned, acts on its next run
+            self.store.release_action(post.fullname, kind)
+            log.info("action_abandoned", fullname=post.fullname, kind=kind)
+            return ActionOutcome(kind, "abandoned", "shutting down before the request was sent")
+        except prawcore.TooManyRequests as exc:
+            # refused before it was applied: undo the claim; the pipeline retries the post later
+            self.store.release_action(post.fullname, kind)
+            detail = f"TooManyRequests (retry-after {exc.retry_after})"
+            log.warning("action_deferred", fullname=post.fullname, kind=kind, error=detail)
+            return ActionOutcome(kind, "deferred", detail)
+        except AmbiguousWriteError as exc:
+            # the first attempt timed out or got a 5xx: Reddit may have applied it; never resend
+            detail = f"{type(exc).__name__}: {exc}"
+            self.store.complete_action(post.fullname, kind, status="unknown", error=detail)
+            log.warning("action_unknown", fullname=post.fullname, kind=kind, error=detail)
+            return ActionOutcome(kind, "unknown", detail)
         except Exception as exc:  # praw/prawcore raise many types; all mean "not done"
             detail = f"{type(exc).__name__}: {exc}"
             self.store.complete_action(post.fullname, kind, status="failed", error=detail)
@@ -122,6 +152,8 @@ class Actor:
                         if c.author is not None and str(c.author).lower() == me:
                             status, detail = "sent", c.fullname
                             break
+                except ShuttingDown:
+                    break  # stopping: leave it in intent for the next start
                 except Exception as exc:  # unverifiable: stay unknown, never resend
                     detail = f"could not verify: {type(exc).__name__}"
             self.store.complete_action(fullname, kind, status=status,

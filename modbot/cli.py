@@ -134,7 +134,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     from modbot.daemon import Daemon
     from modbot.log import configure_logging
     from modbot.notify import Notifier
-    from modbot.stream import is_fatal, make_reddit
+    from modbot.stream import check_credentials, is_fatal, make_reddit
 
     configure_logging(json=json_logs, level=log_level)
     redact.install()
@@ -155,10 +155,15 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
         exc.exit_code = EXIT_CONFIG
         raise
     try:
-        daemon = Daemon(config, reddit=make_reddit(config), notifier=Notifier())
+        reddit = make_reddit(config)
+        check_credentials(reddit)  # rejected credentials: exit 78 before loading the model
+        daemon = Daemon(config, reddit=reddit, notifier=Notifier())
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc
+    except Exception as exc:  # check_credentials raises only fatal (credential) errors
+        logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
+        raise click.exceptions.Exit(EXIT_CONFIG if is_fatal(exc) else 1) from exc
 
     def on_idle() -> None:
         if reload_requested.is_set():
@@ -274,6 +279,10 @@ def _register_tools() -> None:
 
     main.add_command(review)
     main.add_command(report)
+    from modbot.learning_cli import COMMANDS as LEARNING_COMMANDS
+
+    for command in LEARNING_COMMANDS:
+        main.add_command(command)
     try:
         from modbot.evaluate import classify_cmd, evaluate_cmd
     except ImportError:  # until the evaluation module lands

@@ -25,14 +25,23 @@ from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
 from modbot.record import Store
-from modbot.stream import post_from_data, stream_posts
+from modbot.stream import budget_of, post_from_data, stream_posts
 
 log = structlog.get_logger("modbot.daemon")
 
-#: A submission whose images failed retryably is tried at most this many times in all.
+#: Default of ``[daemon] max_attempts``: a submission whose images failed retryably (or that
+#: hit an internal error) is tried at most this many times in all.
 MAX_ATTEMPTS = 4
-#: First retry delay in seconds; doubles with each attempt (60 s, 120 s, 240 s).
+#: Default of ``[daemon] retry_base_s``: first retry delay in seconds; doubles with each
+#: attempt (60 s, 120 s, 240 s).
 RETRY_BASE_S = 60.0
+
+
+def failure_reason(exc: ImageError) -> str:
+    """The submission-level reason for an image error: its ``reason`` code, plus the HTTP
+    status for ``http_status`` (``"http_status:404"``), so moderators see which failure it was."""
+    status = getattr(exc, "status", None)
+    return f"{exc.reason}:{status}" if exc.reason == "http_status" and status else exc.reason
 
 
 class Classifier(Protocol):
@@ -68,15 +77,22 @@ class Pipeline:
     actor: Actor
     vocabulary: Vocabulary = field(default_factory=Vocabulary.default)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Called between stages and images (the daemon pings the systemd watchdog with it).
+    heartbeat: Callable[[], Any] = field(default=lambda: None)
 
     def process(self, post: Post) -> str:
-        """Process ``post`` completely and return its final status (done, skipped, retry, failed).
+        """Process ``post`` completely and return its final status (done, skipped, retry,
+        failed, abandoned).
 
         Every outcome is recorded; nothing is raised for bad input (a broken image, a post
         without images). Unexpected errors propagate to the caller, with the submission left
         in ``processing`` so it is processed again. If ``stop`` is set before the post is
-        judged (SIGTERM), it is recorded as ``abandoned`` and processed again on the next start;
-        once judged, it is finished (actions are quick and must not be split).
+        judged (SIGTERM), it is recorded as ``abandoned`` (reason ``shutdown``) and processed
+        again on the next start; once judged, it is finished — unless the API budget would
+        make an action wait, then the unsent action is undone and the post abandoned too.
+        Retryable image failures (timeouts, 5xx, 429) and actions refused with 429 are retried
+        ``[daemon] retry_base_s · 2^(attempt-1)`` seconds later, at most ``[daemon]
+        max_attempts`` attempts in all; actions already sent are never repeated.
         """
         started = time.monotonic()
         stated = stated_medium(post.title, post.link_flair_text, vocabulary=self.vocabulary)
@@ -93,6 +109,17 @@ class Pipeline:
             log.info("submission", **facts)
             return status
 
+        def abandon() -> str:
+            self.store.finish(post.fullname, "abandoned", reason="shutdown")
+            return done("abandoned", reason="shutdown")
+
+        def retry_later(reason: str) -> str:
+            when = time.time() + self.config.daemon.retry_base_s * 2 ** (attempt - 1)
+            self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
+            return done("retry", reason=reason, retry_in_s=round(when - time.time(), 1))
+
+        may_retry = attempt < self.config.daemon.max_attempts
+
         # images: resolve
         resolution = resolve_images(post.data, max_images=self.config.images.max_images_per_post)
         if resolution.skip_reason:
@@ -102,12 +129,14 @@ class Pipeline:
         # images: fetch
         fetched, image_ids, errors = [], [], []
         for position, ref in enumerate(resolution.images):
+            self.heartbeat()
             if self.stop.is_set():
-                self.store.finish(post.fullname, "abandoned", reason="shutdown")
-                return done("abandoned", reason="shutdown")
+                return abandon()
             try:
                 image = self.fetcher.fetch(ref)
             except ImageError as exc:
+                if self.stop.is_set():  # the download was cut short by the shutdown
+                    return abandon()
                 errors.append(exc)
                 self.store.record_image(post.fullname, position, ref, status=exc.reason,
                                         error=str(exc)[:500])
@@ -116,17 +145,15 @@ class Pipeline:
             image_ids.append(self.store.record_image(post.fullname, position, ref, fetched=image))
         facts["n_images"] = len(fetched)
         if not fetched:
-            reason = errors[0].reason if errors else "no_image"
-            if any(e.retryable for e in errors) and attempt < MAX_ATTEMPTS:
-                when = time.time() + RETRY_BASE_S * 2 ** (attempt - 1)
-                self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
-                return done("retry", reason=reason, retry_in_s=round(when - time.time()))
+            reason = failure_reason(errors[0]) if errors else "no_image"
+            if any(e.retryable for e in errors) and may_retry:
+                return retry_later(reason)
             self.store.finish(post.fullname, "failed", reason=reason)
             return done("failed", reason=reason)
 
+        self.heartbeat()
         if self.stop.is_set():
-            self.store.finish(post.fullname, "abandoned", reason="shutdown")
-            return done("abandoned", reason="shutdown")
+            return abandon()
 
         # classify
         predictions = self.classifier.predict([f.rgb for f in fetched])
@@ -141,13 +168,22 @@ class Pipeline:
                      model_version=self.classifier.version)
 
         # act
+        self.heartbeat()
         outcomes = self.actor.act(post, verdict, self.classifier.version)
         if outcomes:
             facts["actions"] = {o.kind: o.status for o in outcomes}
+            if any(o.status == "abandoned" for o in outcomes):
+                return abandon()
+            deferred = [o for o in outcomes if o.status == "deferred"]  # 429 on an action
+            if deferred and may_retry:
+                return retry_later(f"action_deferred: {deferred[0].detail}")
 
         reason = None
         if errors:
-            reason = f"{len(errors)} of {len(resolution.images)} images failed: {errors[0].reason}"
+            reason = (f"{len(errors)} of {len(resolution.images)} images failed: "
+                      f"{failure_reason(errors[0])}")
+        if any(o.status == "deferred" for o in outcomes):
+            reason = "action_gave_up: rate limited on every attempt"
         self.store.finish(post.fullname, "done", reason=reason)
         return done("done", reason=reason)
 
@@ -164,7 +200,9 @@ class RunStats:
 class Daemon:
     """The long-running service around a ``Pipeline``.
 
-    ``reddit`` is a ``praw.Reddit``; ``classifier`` defaults to the configured model.
+    ``reddit`` is a ``praw.Reddit`` (from :func:`modbot.stream.make_reddit`, whose request
+    budget the daemon connects to its stop event and watchdog); ``classifier`` defaults to the
+    configured model; ``notifier`` talks to systemd (a no-op outside it).
     """
 
     def __init__(self, config: Config, *, reddit: Any, classifier: Classifier | None = None,
@@ -173,6 +211,7 @@ class Daemon:
         self.notifier = notifier or Notifier(env={})
         self._restart_stream = False
         self.reddit = reddit
+        self.budget = budget_of(reddit)
         self.store = store or Store(config.storage.database)
         self.classifier = classifier or load_classifier(config)
         self.actor = Actor(reddit, self.store, config.actions)
@@ -190,12 +229,14 @@ class Daemon:
             classifier=self.classifier,
             actor=self.actor,
             vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
+            heartbeat=self.notifier.watchdog,
         )
         self.stats = RunStats()
 
     def process_safely(self, post: Post) -> str | None:
         """Process one post; an unexpected error is logged with its traceback and recorded as a
-        retry (bounded by ``MAX_ATTEMPTS``) instead of ending the daemon. Returns the status."""
+        retry (bounded by ``[daemon] max_attempts``) instead of ending the daemon. Returns the
+        status."""
         try:
             status = self.pipeline.process(post)
         except ModbotError as exc:
@@ -210,31 +251,39 @@ class Daemon:
         self.stats.errors += 1
         row = self.store.db.execute(
             "SELECT attempts FROM submissions WHERE fullname = ?", [post.fullname]).fetchone()
-        attempts = row[0] if row else MAX_ATTEMPTS
+        daemon = self.config.daemon
+        attempts = row[0] if row else daemon.max_attempts
         reason = f"internal_error: {type(exc).__name__}"
         log.error("submission_error", fullname=post.fullname, error_type=type(exc).__name__,
                   error=str(exc)[:300], traceback=traceback.format_exc(limit=8))
         if row is None:
             return "failed"
-        if attempts < MAX_ATTEMPTS:
-            when = time.time() + RETRY_BASE_S * 2 ** (attempts - 1)
+        if attempts < daemon.max_attempts:
+            when = time.time() + daemon.retry_base_s * 2 ** (attempts - 1)
             self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
             return "retry"
         self.store.finish(post.fullname, "failed", reason=reason)
         return "failed"
 
-    def recover(self) -> None:
-        """Settle what an earlier run left: dangling action intents, then unfinished posts."""
+    def recover(self, stop: threading.Event | None = None) -> None:
+        """Settle what an earlier run left: dangling action intents, then unfinished posts
+        (``processing``: a crash; ``abandoned``: a shutdown). Stops early when ``stop`` is set."""
         self.actor.reconcile()
         for fullname in self.store.unfinished():
+            if stop is not None and stop.is_set():
+                return
+            self.notifier.watchdog()
             data = self.store.stored_data(fullname)
             if data:
                 log.info("resume_unfinished", fullname=fullname)
                 self.process_safely(post_from_data(data))
 
-    def retry_due(self) -> None:
-        """Process submissions whose retry time has come."""
+    def retry_due(self, stop: threading.Event | None = None) -> None:
+        """Process submissions whose retry time has come (until ``stop`` is set)."""
         for fullname in self.store.due_retries():
+            if stop is not None and stop.is_set():
+                return
+            self.notifier.watchdog()
             data = self.store.stored_data(fullname)
             if data:
                 self.process_safely(post_from_data(data))
@@ -244,41 +293,59 @@ class Daemon:
             on_idle: Callable[[], None] | None = None) -> RunStats:
         """Stream and process until ``stop`` is set or ``until()`` is true (checked when idle).
 
-        ``on_idle`` is called after every poll that brought nothing new (watchdog pings).
+        Order: connect ``stop`` to the pipeline, the image fetcher (downloads give up between
+        chunks) and the request budget (waits end; see :class:`modbot.ratelimit.ShuttingDown`);
+        tell systemd READY; settle the previous run (:meth:`recover`); stream. The watchdog is
+        pinged on every stream item, every idle poll, between images and during budget waits.
+        ``on_idle`` is called after every poll that brought nothing new (reload requests).
+        Fatal stream errors (:func:`modbot.stream.is_fatal`) propagate after STOPPING is sent.
         """
         stop = stop or threading.Event()
-        self.recover()
-        log.info("stream_start", subreddits=self.config.reddit.subreddits,
-                 model_version=self.classifier.version,
-                 actions={"report": self.config.actions.report, "comment": self.config.actions.comment})
         self.pipeline.stop = stop
+        self.pipeline.fetcher.cancel = stop
+        if self.budget is not None:
+            self.budget.stop = stop
+            self.budget.heartbeat = self.notifier.watchdog
         self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
-        finished = False
-        while not finished and not stop.is_set():
-            self._restart_stream = False
-            for post in stream_posts(self.reddit, self.config.reddit.subreddits,
-                                     poll_interval=self.config.reddit.poll_interval, stop=stop):
-                self.notifier.watchdog()
-                if post is None:
-                    self.retry_due()
-                    if on_idle is not None:
-                        on_idle()
-                    if until is not None and until():
-                        finished = True
+        try:
+            self.recover(stop)
+            log.info("stream_start", subreddits=self.config.reddit.subreddits,
+                     model_version=self.classifier.version,
+                     actions={"report": self.config.actions.report,
+                              "comment": self.config.actions.comment})
+            finished = False
+            while not finished and not stop.is_set():
+                self._restart_stream = False
+                backoff = ((self.budget.backoff_base_s, self.budget.backoff_max_s)
+                           if self.budget is not None else (1.0, 60.0))
+                for post in stream_posts(self.reddit, self.config.reddit.subreddits,
+                                         poll_interval=self.config.reddit.poll_interval,
+                                         stop=stop, backoff_base_s=backoff[0],
+                                         backoff_max_s=backoff[1]):
+                    self.notifier.watchdog()
+                    if post is None:
+                        self.retry_due(stop)
+                        if on_idle is not None:
+                            on_idle()
+                        if until is not None and until():
+                            finished = True
+                            break
+                    elif self.store.status_of(post.fullname) not in ("done", "skipped", "failed",
+                                                                      "retry"):
+                        self.process_safely(post)
+                    # else: already recorded (restart overlap or a duplicate listing item)
+                    if stop.is_set() or self._restart_stream:
                         break
-                elif self.store.status_of(post.fullname) not in ("done", "skipped", "failed", "retry"):
-                    self.process_safely(post)
-                # else: already recorded (restart overlap or a duplicate listing item)
-                if stop.is_set() or self._restart_stream:
-                    break
-        self.notifier.stopping()
-        log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status)
+        finally:
+            self.notifier.stopping()
+            log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status,
+                     api_requests=self.budget.sent if self.budget is not None else None)
         return self.stats
 
     def reload(self, config: Config) -> None:
-        """Apply a new configuration (SIGHUP): thresholds, actions, templates, vocabulary and
-        limits take effect for the next submission; a change of subreddits restarts the stream.
-        Storage paths and the model need a restart (a warning says so)."""
+        """Apply a new configuration (SIGHUP): thresholds, actions, templates, vocabulary, retry
+        and limits take effect for the next submission; a change of subreddits restarts the
+        stream. Storage paths and the model need a restart (a warning says so)."""
         if config.storage != self.config.storage:
             log.warning("reload_ignored", keys="storage", hint="restart to change storage paths")
             config = config.replace(storage={f: getattr(self.config.storage, f)
@@ -288,9 +355,12 @@ class Daemon:
         self.actor.config = config.actions
         self.pipeline.config = config
         self.pipeline.vocabulary = Vocabulary.default().with_terms(config.medium.vocabulary)
+        if self.budget is not None and 1 <= config.reddit.requests_per_minute <= 100:
+            self.budget.per_minute = config.reddit.requests_per_minute
         self._restart_stream = restart
         log.info("config_reloaded", source=config.source, restart_stream=restart)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the image fetcher's HTTP session and the database (checkpointing the WAL)."""
+        self.pipeline.fetcher.close()
         self.store.close()

@@ -32,6 +32,7 @@ import re
 import socket
 import struct
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -595,6 +596,10 @@ class ImageFetcher:
         self.session = session if session is not None else requests.Session()
         self.user_agent = user_agent
         self.max_redirects = int(max_redirects)
+        #: Set by the daemon to its stop event: a download in progress gives up between chunks
+        #: and redirect hops (``ImageFetchError``, retryable) so SIGTERM is not held up by a
+        #: slow image for longer than one ``read_timeout``.
+        self.cancel: threading.Event | None = None
 
     def close(self) -> None:
         """Close the HTTP session if this fetcher created it (a passed-in one is left open)."""
@@ -642,6 +647,7 @@ class ImageFetcher:
         deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
         headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
         for _hop in range(self.max_redirects + 1):
+            self._check_cancel(url)
             check_url_allowed(url, self.allow_hosts)
             try:
                 response = self.session.get(
@@ -669,6 +675,10 @@ class ImageFetcher:
         err.retryable = False
         raise err
 
+    def _check_cancel(self, url: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise ImageFetchError("download cancelled: shutting down", url=url)
+
     def _read_body(
         self, response: requests.Response, url: str, deadline: float | None
     ) -> bytes:
@@ -680,6 +690,7 @@ class ImageFetcher:
         body = bytearray()
         try:
             for chunk in response.iter_content(chunk_size=_CHUNK):
+                self._check_cancel(url)
                 body += chunk
                 if len(body) > self.max_bytes:
                     raise ImageTooLargeError(

@@ -1,12 +1,18 @@
 """Stream stage: connect to Reddit with praw and yield new submissions as ``Post`` objects.
 
-Resuming after a restart needs no cursor: praw's ``stream.submissions()`` first returns the
-newest 100 submissions (Reddit's listing window), oldest first, so posts made while the daemon
-was down are seen; the daemon skips the ones already recorded (``Store.is_final``).
+Resuming after a restart needs no cursor: the first poll returns the newest 100 submissions
+(Reddit's listing window), oldest first, so posts made while the daemon was down are seen; the
+daemon skips the ones already recorded (``Store.status_of``).
+
+Every request goes through :class:`modbot.ratelimit.BudgetedRequestor` (API budget,
+Retry-After, ``x-ratelimit-*``, real timeout). Errors never end the stream unless they are
+fatal (:func:`is_fatal`: bad credentials, a subreddit that does not exist): polling resumes
+after an interruptible, exponential backoff, so no wait here outlasts a SIGTERM.
 """
 
 from __future__ import annotations
 
+import collections
 import configparser
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -14,42 +20,109 @@ from typing import Any
 
 import structlog
 
+from modbot import redact
 from modbot.config import Config
 from modbot.domain import Post
 from modbot.errors import ConfigError
+from modbot.ratelimit import BudgetedRequestor, RequestBudget, ShuttingDown
 
 log = structlog.get_logger("modbot.stream")
 
+#: praw.Reddit attribute that carries the request budget (see :func:`make_reddit`).
+BUDGET_ATTRIBUTE = "modbot_budget"
 
-def make_reddit(config: Config, **credentials: Any) -> Any:
-    """A ``praw.Reddit`` for ``config``.
+
+def make_reddit(config: Config, *, budget: RequestBudget | None = None, **credentials: Any) -> Any:
+    """A ``praw.Reddit`` for ``config``, whose every request passes ``budget``.
 
     Credentials come from praw's own sources — the praw.ini site ``[reddit] site`` (or praw's
-    default site) and ``praw_*`` environment variables — unless given here as keyword arguments
-    (the sandbox does that). They are handed to praw only: modbot never logs or stores them.
-    Endpoint URLs (``oauth_url``/``reddit_url``/``short_url``) are overridden when configured.
-    The request timeout (seconds) is applied through prawcore's requestor, because praw 8.0.3
-    ignores ``timeout=``. Raises ``ConfigError`` for an unknown praw.ini site.
+    default site; praw also reads ``$XDG_CONFIG_HOME/praw.ini``, which the systemd unit points
+    at its credentials directory) and ``praw_*`` environment variables — unless given here as
+    keyword arguments (the sandbox does that). They are handed to praw only and registered for
+    redaction (:mod:`modbot.redact`): modbot never logs or stores them.
+
+    ``budget`` defaults to ``RequestBudget(per_minute=[reddit] requests_per_minute)``; it is
+    also set as the attribute ``modbot_budget`` of the returned object, where the daemon finds
+    it to connect its stop event and watchdog. The request timeout (``[reddit]
+    request_timeout``, seconds) is applied by the requestor because praw 8.0.3 ignores
+    ``timeout=``. Endpoint URLs (``oauth_url``/``reddit_url``/``short_url``) are overridden
+    when configured. Raises ``ConfigError`` for an unknown praw.ini site, incomplete
+    credentials or an out-of-range ``requests_per_minute``.
     """
     import praw
 
     rc = config.reddit
+    if budget is None:
+        try:
+            budget = RequestBudget(per_minute=rc.requests_per_minute)
+        except ValueError as exc:
+            raise ConfigError(f"[reddit] requests_per_minute: {exc}") from exc
     kwargs: dict[str, Any] = {
         "user_agent": rc.user_agent,
         "check_for_updates": False,
-        "requestor_kwargs": {"timeout": rc.request_timeout},
+        "requestor_class": BudgetedRequestor,
+        "requestor_kwargs": {"timeout": rc.request_timeout, "budget": budget,
+                             "on_secret": redact.add_secret},
     }
     for key in ("oauth_url", "reddit_url", "short_url"):
         value = getattr(rc, key)
         if value:
             kwargs[key] = value
+    redact.add_secrets(credentials.get(k) for k in ("client_secret", "password", "refresh_token"))
     kwargs.update(credentials)
     try:
-        return praw.Reddit(rc.site or None, **kwargs)
+        reddit = praw.Reddit(rc.site or None, **kwargs)
     except configparser.NoSectionError as exc:
         raise ConfigError(f"praw.ini has no site [{rc.site}] (see README: credentials)") from exc
     except praw.exceptions.MissingRequiredAttributeException as exc:
         raise ConfigError(f"Reddit credentials incomplete: {exc}") from exc
+    redact.add_secrets(getattr(reddit.config, k, None)
+                       for k in ("client_secret", "password", "refresh_token"))
+    setattr(reddit, BUDGET_ATTRIBUTE, budget)
+    return reddit
+
+
+def budget_of(reddit: Any) -> RequestBudget | None:
+    """The :class:`RequestBudget` that :func:`make_reddit` attached to ``reddit``, if any."""
+    budget = getattr(reddit, BUDGET_ATTRIBUTE, None)
+    return budget if isinstance(budget, RequestBudget) else None
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """True for errors that waiting will not cure, so the daemon should exit (non-zero):
+    rejected credentials (``OAuthException``, e.g. ``invalid_grant``; a 401 from the token
+    endpoint), a misused API (``InvalidInvocation``), and a subreddit that does not exist
+    (Reddit redirects ``/r/<unknown>/new`` to a search page: ``Redirect``)."""
+    import prawcore
+
+    if isinstance(exc, prawcore.OAuthException | prawcore.InvalidInvocation | prawcore.Redirect):
+        return True
+    if isinstance(exc, prawcore.ResponseException):
+        response = getattr(exc, "response", None)
+        url = str(getattr(getattr(response, "request", None), "url", "") or "")
+        return getattr(response, "status_code", None) == 401 and "/api/v1/access_token" in url
+    return False
+
+
+def check_credentials(reddit: Any) -> str | None:
+    """Authenticate once (``GET /api/v1/me``: one API request) so rejected credentials stop
+    the daemon at start-up, before the model is loaded. Returns the account name (None for an
+    app-only login). Fatal errors (:func:`is_fatal`) are raised; any other error (Reddit down,
+    a timeout) is logged as ``credentials_unchecked`` and ignored — the stream retries later.
+    """
+    try:
+        me = reddit.user.me()
+    except ShuttingDown:
+        return None
+    except Exception as exc:  # classified below
+        if is_fatal(exc):
+            log.error("credentials_rejected", error_type=type(exc).__name__, error=str(exc)[:300])
+            raise
+        log.warning("credentials_unchecked", error_type=type(exc).__name__, error=str(exc)[:300])
+        return None
+    name = str(me) if me is not None else None
+    log.info("credentials_ok", account=name)
+    return name
 
 
 def post_from_data(data: Mapping[str, Any]) -> Post:
@@ -81,6 +154,46 @@ def submission_data(submission: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(submission).items() if not k.startswith("_")}
 
 
+#: Reddit's largest listing page (``limit``), and how many fullnames the stream remembers to
+#: drop items it has already yielded (praw's ``stream_generator`` keeps 301).
+PAGE_LIMIT = 100
+SEEN_MAX = 301
+
+
+class MalformedListingError(ValueError):
+    """The response to ``/r/<sub>/new`` is not a Reddit Listing (``{"kind": "Listing",
+    "data": {"children": [...]}}``)."""
+
+
+def listing_children(payload: Any) -> list[Any]:
+    """The ``children`` of a Listing ``payload`` (raw JSON). Raises
+    :class:`MalformedListingError` when the envelope is wrong; children are not checked."""
+    if not isinstance(payload, Mapping) or payload.get("kind") != "Listing":
+        raise MalformedListingError(f"not a Listing: {type(payload).__name__}")
+    data = payload.get("data")
+    children = data.get("children") if isinstance(data, Mapping) else None
+    if not isinstance(children, list):
+        raise MalformedListingError("Listing without a children list")
+    return children
+
+
+def post_from_child(child: Any) -> Post:
+    """A ``Post`` from one Listing child (``{"kind": "t3", "data": {...}}``). Raises
+    ``ValueError`` for another kind, missing data or an id that is not a non-empty string."""
+    if not isinstance(child, Mapping) or child.get("kind") != "t3":
+        raise ValueError(f"not a submission (kind {getattr(child, 'get', lambda _: None)('kind')!r})")
+    data = child.get("data")
+    if not isinstance(data, Mapping):
+        raise ValueError("submission without data")
+    sid = data.get("id")
+    if not isinstance(sid, str) or not sid.isalnum():
+        raise ValueError(f"submission id {sid!r} is not base-36")
+    name = data.get("name")
+    if name is not None and name != f"t3_{sid}":
+        raise ValueError(f"fullname {name!r} does not match id {sid!r}")
+    return post_from_data(data)
+
+
 def stream_posts(
     reddit: Any,
     subreddits: str,
@@ -88,43 +201,82 @@ def stream_posts(
     poll_interval: float,
     stop: threading.Event,
     on_error: Callable[[Exception], None] | None = None,
+    backoff_base_s: float = 1.0,
+    backoff_max_s: float = 60.0,
 ) -> Iterator[Post | None]:
-    """Yield new submissions of ``subreddits`` (``"Art+ArtistLounge"``) as ``Post``s, forever.
+    """Yield new submissions of ``subreddits`` (``"Art+ArtistLounge"``) as ``Post``s, oldest
+    first, until ``stop`` is set.
 
-    Yields ``None`` after each poll that brought nothing new, so the caller can do idle work
-    (retries, watchdog pings, stop checks); then waits ``poll_interval`` seconds (interruptible
-    by ``stop``). Network errors, 5xx and 429 never end the stream: ``on_error`` is called and
-    praw backs off (exponential, at most ~16 s); a 429's ``Retry-After`` is honoured here.
+    Polls ``GET /r/<subreddits>/new`` through praw (``reddit.request``: auth, retries and the
+    request budget) the way praw's ``stream.submissions()`` does — ``limit=100`` and
+    ``before=<newest fullname yielded>``, dropping ``before`` (and varying ``limit`` by a few,
+    to get past caches) after an empty page, and skipping the last 301 fullnames already
+    yielded — but reads the raw JSON itself, so one malformed child (unknown kind, no id) is
+    logged as ``malformed_submission`` and skipped instead of failing the whole page.
+
+    Yields ``None`` after each poll that brought nothing new, and after each error, so the
+    caller can do idle work (retries, watchdog pings, stop checks); after an empty poll it
+    waits ``poll_interval`` seconds. An error (network, 5xx, 429, malformed JSON, a response
+    that is not a Listing) is logged as ``stream_error``, passed to ``on_error``, and followed
+    by ``backoff_base_s · 2^(k-1)`` seconds (at most ``backoff_max_s``) after ``k`` consecutive
+    failures. All waits end at once when ``stop`` is set. Fatal errors (:func:`is_fatal`) are
+    logged as ``stream_fatal`` and raised.
     """
-
-    def handler(exc: Exception) -> None:
-        retry_after = getattr(exc, "retry_after", None)
-        log.warning("stream_error", error_type=type(exc).__name__, error=str(exc)[:200],
-                    retry_after_s=retry_after)
-        if on_error is not None:
-            on_error(exc)
-        if retry_after:
-            stop.wait(float(retry_after))
-        if stop.is_set():
-            raise _StopStream from None
-
-    subreddit = reddit.subreddit(subreddits)
-    try:
-        for submission in subreddit.stream.submissions(pause_after=0, exception_handler=handler):
+    path = f"r/{subreddits}/new"
+    seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+    before: str | None = None
+    without_before = 0
+    failures = 0
+    while not stop.is_set():
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
+        if before is not None:
+            params["before"] = before
+        else:
+            params["limit"] = PAGE_LIMIT - without_before
+            without_before = (without_before + 1) % 30
+        try:
+            children = listing_children(reddit.request(method="GET", path=path, params=params))
+        except ShuttingDown:
+            return
+        except Exception as exc:  # praw/prawcore/requests raise many types; see is_fatal
             if stop.is_set():
                 return
-            if submission is None:
-                yield None
-                stop.wait(poll_interval)
-                continue
+            if is_fatal(exc):
+                log.error("stream_fatal", error_type=type(exc).__name__, error=str(exc)[:300])
+                raise
+            failures += 1
+            wait = min(backoff_max_s, backoff_base_s * 2 ** (failures - 1))
+            log.warning("stream_error", error_type=type(exc).__name__, error=str(exc)[:300],
+                        retry_after_s=getattr(exc, "retry_after", None),
+                        consecutive_failures=failures, backoff_s=wait)
+            if on_error is not None:
+                on_error(exc)
+            yield None
+            if stop.wait(wait):
+                return
+            continue
+        failures = 0
+        new: list[Post] = []
+        for child in reversed(children):  # Reddit lists newest first
             try:
-                yield post_from_data(submission_data(submission))
+                post = post_from_child(child)
             except (KeyError, TypeError, ValueError) as exc:
+                data = child.get("data") if isinstance(child, Mapping) else None
                 log.error("malformed_submission", error=str(exc)[:200],
-                          fullname=getattr(submission, "name", None))
-    except _StopStream:
-        return
-
-
-class _StopStream(Exception):
-    """Raised inside praw's stream to leave it when the daemon is stopping."""
+                          fullname=data.get("name") if isinstance(data, Mapping) else None)
+                continue
+            if post.fullname in seen:
+                continue
+            seen[post.fullname] = None
+            if len(seen) > SEEN_MAX:
+                seen.popitem(last=False)
+            new.append(post)
+        before = new[-1].fullname if new else None
+        for post in new:
+            if stop.is_set():
+                return
+            yield post
+        if not new:
+            yield None
+            if stop.wait(poll_interval):
+                return

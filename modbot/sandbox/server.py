@@ -126,7 +126,7 @@ class RequestRecord:
     ``path`` is the path as received (no query), ``query`` the decoded query parameters
     (last value wins), ``status`` the HTTP status sent, ``time`` Unix seconds at arrival,
     ``form`` the decoded form body of POSTs (``password`` redacted), ``fault`` whether an
-    injected fault answered it.
+    injected fault answered it, ``retry_after`` the ``Retry-After`` header that fault sent.
     """
 
     method: str
@@ -136,6 +136,7 @@ class RequestRecord:
     time: float
     form: Mapping[str, str] = field(default_factory=dict)
     fault: bool = False
+    retry_after: str | None = None
 
 
 @dataclass
@@ -334,9 +335,11 @@ class SandboxServer:
         self._seq = itertools.count()
         self._comment_seq = itertools.count(int(time.time()) % 10_000_000 + 36**6)
         self._tokens: dict[str, _Token] = {}
+        self._issued_tokens: list[str] = []
         self._writes: list[Write] = []
         self._requests: list[RequestRecord] = []
         self._faults: list[Fault] = []
+        self._latencies: list[tuple[re.Pattern[str], float, str | None]] = []
         self._rl_window_start = 0.0
         self._rl_used = 0
         self._httpd: ThreadingHTTPServer | None = None
@@ -505,10 +508,26 @@ class SandboxServer:
             self._faults.append(fault)
         return fault
 
+    def add_latency(self, path_regex: str, seconds: float, *, method: str | None = None) -> None:
+        """Sleep ``seconds`` before handling every request matching ``path_regex`` (and
+        ``method``), then handle it normally: a slow server, not a failing one. A client that
+        gives up (or dies) meanwhile does not stop the request from being applied, as on
+        Reddit — the crash-safety scenario uses this to kill the daemon while a comment is in
+        flight."""
+        with self._lock:
+            self._latencies.append((re.compile(path_regex), float(seconds),
+                                    method.upper() if method else None))
+
+    def _latency_for(self, method: str, path: str) -> float:
+        with self._lock:
+            return sum(s for rx, s, m in self._latencies
+                       if (m is None or m == method.upper()) and rx.search(path))
+
     def clear_faults(self) -> None:
-        """Remove all injected faults."""
+        """Remove all injected faults and latencies."""
         with self._lock:
             self._faults.clear()
+            self._latencies.clear()
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -537,8 +556,16 @@ class SandboxServer:
         token = "sandbox-" + secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = _Token(username=username, expires_at=time.time() + self.token_ttl_s)
+            self._issued_tokens.append(token)
         return {"access_token": token, "token_type": "bearer",
                 "expires_in": int(self.token_ttl_s), "scope": "*"}
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far, expired ones included (tests grep output for
+        them to prove that no token leaks)."""
+        with self._lock:
+            return list(self._issued_tokens)
 
     def expire_tokens(self) -> None:
         """Make every issued access token invalid (clients then get 401 and refresh)."""
@@ -909,9 +936,15 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             fault = server._take_fault(method, raw_path)
             if fault is not None:
                 # recorded before the answer is written, so a client never outruns the log
+                retry_after = {k.lower(): v for k, v in (fault.headers or {}).items()}.get(
+                    "retry-after")
                 self._send_fault(fault, lambda: server._record_request(RequestRecord(
-                    method, raw_path, query, fault.status, arrived, shown_form, fault=True)))
+                    method, raw_path, query, fault.status, arrived, shown_form, fault=True,
+                    retry_after=retry_after)))
                 return
+            latency = server._latency_for(method, raw_path)
+            if latency > 0:
+                time.sleep(latency)
             try:
                 status, payload, headers = self._route(method, raw_path, query, form)
             except _Reply as reply:
@@ -993,6 +1026,10 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             for key, value in headers.items():
                 self.send_header(key, value)
             self.send_header("content-length", str(len(data)))
+            if self.close_connection:
+                # the request said "Connection: close" (prawcore's token requests do): say so,
+                # or the client may reuse a connection this server is about to close
+                self.send_header("connection", "close")
             self.end_headers()
             if not head:
                 self.wfile.write(data)

@@ -1,0 +1,202 @@
+"""Helpers for the operations tests (faults, signals, secrets, crash safety): a stand-in
+classifier, a fast in-process daemon against the sandbox, a systemd notify socket, and a
+config file for a ``modbot run`` subprocess. No mocks: real HTTP on 127.0.0.1, real praw,
+real SQLite; only the CNN is replaced (it is not what these tests are about)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CREDENTIAL_KEYS = ("client_id", "client_secret", "username", "password")
+
+
+class StubClassifier:
+    """Says every image is ``label`` with probability ``p`` (rest spread evenly): a real
+    object with the daemon's ``Classifier`` interface, no TensorFlow."""
+
+    labels = ("digital", "painting", "drawing", "photography")
+    version = "stub-1"
+
+    def __init__(self, label: str = "photography", p: float = 0.97) -> None:
+        self.label, self.p = label, p
+        self.calls = 0
+
+    def predict(self, images: list[Any]) -> list[Any]:
+        from modbot.domain import Prediction
+
+        self.calls += 1
+        rest = (1 - self.p) / (len(self.labels) - 1)
+        probs = {lab: (self.p if lab == self.label else rest) for lab in self.labels}
+        return [Prediction(probs, self.version) for _ in images]
+
+
+def fast_budget(**overrides: Any):
+    """A request budget with short backoffs (tests must not wait minutes)."""
+    from modbot.ratelimit import RequestBudget
+
+    kwargs = {"backoff_base_s": 0.2, "backoff_max_s": 1.0}
+    kwargs.update(overrides)
+    return RequestBudget(**kwargs)
+
+
+def fast_daemon(server, workdir: Path, *, classifier=None, budget=None, act: bool = False,
+                notifier=None, **sections: dict[str, Any]):
+    """An in-process Daemon: praw → sandbox with a fast budget, SQLite in ``workdir``."""
+    from modbot.daemon import Daemon
+    from modbot.demo import demo_config
+    from modbot.stream import make_reddit
+
+    config = demo_config(server.url, workdir, act=act)
+    base = {"reddit": {"poll_interval": 0.05, "request_timeout": 2.0},
+            "daemon": {"retry_base_s": 0.2, "max_attempts": 3}}
+    for section, values in sections.items():
+        base.setdefault(section, {}).update(values)
+    config = config.replace(**base)
+    creds = {k: v for k, v in server.praw_kwargs().items() if k in CREDENTIAL_KEYS}
+    reddit = make_reddit(config, budget=budget or fast_budget(), **creds)
+    return Daemon(config, reddit=reddit, classifier=classifier or StubClassifier(),
+                  notifier=notifier)
+
+
+def run_until(daemon, predicate, *, timeout_s: float = 60.0, stop: threading.Event | None = None):
+    """Run ``daemon`` until ``predicate()`` is true at an idle point (TimeoutError after
+    ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+
+    def until() -> bool:
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached in time")
+        return predicate()
+
+    return daemon.run(stop=stop or threading.Event(), until=until)
+
+
+def statuses(db) -> dict[str, tuple[str, str | None]]:
+    """fullname → (status, reason) of every recorded submission."""
+    return {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT fullname, status, reason FROM submissions")}
+
+
+def all_final(daemon, server, final=("done", "skipped", "failed")) -> bool:
+    """True when every released post is in one of ``final``."""
+    rows = statuses(daemon.store.db)
+    return all(rows.get(f, ("?",))[0] in final for f in server.released)
+
+
+def image_post(pid: str, image: str, *, title: str = "Dusk, me, oil on canvas, 2020",
+               **extra: Any) -> dict[str, Any]:
+    """A minimal i.redd.it-style image post of the sandbox serving ``/i/<image>``."""
+    post = {
+        "id": pid, "name": f"t3_{pid}", "title": title, "author": "sandbox_artist_01",
+        "subreddit": "Art", "url": "{base}/i/" + image, "domain": "i.redd.it",
+        "post_hint": "image", "is_self": False, "is_video": False, "link_flair_text": None,
+        "permalink": f"/r/Art/comments/{pid}/x/",
+    }
+    post.update(extra)
+    return post
+
+
+class NotifySocket:
+    """A systemd-style notify socket (AF_UNIX datagram) in ``directory``; collects messages."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = str(directory / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append(data.decode("utf-8", "replace"))
+
+    def wait_for(self, needle: str, timeout_s: float = 60.0) -> bool:
+        """Wait until a message containing ``needle`` arrived."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(needle in m for m in self.messages):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def count(self, needle: str) -> int:
+        return sum(needle in m for m in self.messages)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def model_dir_for_tests() -> str:
+    """The model a ``modbot run`` subprocess loads: ``$MODBOT_TEST_MODEL_DIR`` if set, else the
+    shipped model (empty string)."""
+    return os.environ.get("MODBOT_TEST_MODEL_DIR", "")
+
+
+def write_run_config(path: Path, server, workdir: Path, *, act: bool = True,
+                     **sections: dict[str, Any]) -> Path:
+    """A TOML config for ``modbot run`` against ``server`` (credentials NOT included: they go
+    through praw_* environment variables, see :func:`run_env`)."""
+    conf: dict[str, dict[str, Any]] = {
+        "reddit": {"oauth_url": server.url, "reddit_url": server.url, "short_url": server.url,
+                   "subreddits": "Art", "poll_interval": 0.2, "request_timeout": 5.0,
+                   "user_agent": "python:modbot-test:0.1.0 (by /u/modbot-sandbox)"},
+        "storage": {"database": str(workdir / "modbot.db"),
+                    "image_cache": str(workdir / "cache"),
+                    "model_dir": model_dir_for_tests()},
+        "images": {"allow_hosts": ["127.0.0.1"]},
+        "actions": {"report": act, "comment": act},
+        "daemon": {"retry_base_s": 0.5, "max_attempts": 3},
+    }
+    for section, values in sections.items():
+        conf.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in conf.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_env(server, *, notify: NotifySocket | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a ``modbot run`` subprocess: praw_* credentials of ``server``, the repo
+    on PYTHONPATH, praw.ini lookups kept out of the user's home."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().startswith("praw_") and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                                              "WATCHDOG_PID")}
+    kwargs = server.praw_kwargs()
+    for key in CREDENTIAL_KEYS:
+        env[f"praw_{key}"] = kwargs[key]
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "data")  # no praw.ini there: defaults only
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if notify is not None:
+        env["NOTIFY_SOCKET"] = notify.path
+    env.update(extra)
+    return env
+
+
+def modbot_run_cmd(config: Path, *extra: str) -> list[str]:
+    """The command line of the daemon subprocess."""
+    return [sys.executable, "-m", "modbot.cli", "--config", str(config), "run", "--json-logs",
+            *extra]
