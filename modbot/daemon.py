@@ -7,6 +7,8 @@ settles what a previous run left unfinished, and retries retryable failures with
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 import time
 import traceback
@@ -24,6 +26,8 @@ from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
+from modbot.registry import resolve_model_dir
+from modbot.retrain import RetrainScheduler, SwappableClassifier, check_learning
 from modbot.record import Store
 from modbot.stream import budget_of, post_from_data, stream_posts
 
@@ -56,13 +60,14 @@ class Classifier(Protocol):
 
 
 def load_classifier(config: Config) -> Classifier:
-    """Load the configured model (``[storage] model_dir``; empty = the shipped model).
+    """Load the model to serve: the learning loop's champion (``[learning] models_dir``) when
+    there is one, else ``[storage] model_dir`` (empty = the shipped model).
 
-    Imports TensorFlow (seconds); raises ``ModelError`` for a broken model directory.
+    Raises ``ModelError`` for a broken model directory.
     """
     from modbot.classify import KerasClassifier
 
-    return KerasClassifier.load(config.storage.model_dir or None)
+    return KerasClassifier.load(resolve_model_dir(config))
 
 
 @dataclass
@@ -155,21 +160,22 @@ class Pipeline:
         if self.stop.is_set():
             return abandon()
 
-        # classify
+        # classify (one model for all images of the post, even if a promotion swaps it now)
         predictions = self.classifier.predict([f.rgb for f in fetched])
+        model_version = predictions[0].model_version
         self.store.record_predictions(post.fullname, image_ids, predictions)
 
         # judge
         verdict = judge(stated.medium, predictions, threshold_for=self.config.judge.threshold_for)
-        self.store.record_verdict(post.fullname, verdict, model_version=self.classifier.version,
+        self.store.record_verdict(post.fullname, verdict, model_version=model_version,
                                   n_images=len(fetched))
         facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,
                      confidence=None if verdict.confidence is None else round(verdict.confidence, 3),
-                     model_version=self.classifier.version)
+                     model_version=model_version)
 
         # act
         self.heartbeat()
-        outcomes = self.actor.act(post, verdict, self.classifier.version)
+        outcomes = self.actor.act(post, verdict, model_version)
         if outcomes:
             facts["actions"] = {o.kind: o.status for o in outcomes}
             if any(o.status == "abandoned" for o in outcomes):
@@ -213,7 +219,12 @@ class Daemon:
         self.reddit = reddit
         self.budget = budget_of(reddit)
         self.store = store or Store(config.storage.database)
-        self.classifier = classifier or load_classifier(config)
+        check_learning(config.learning)  # ConfigError at start-up, not at 04:30
+        served = classifier or load_classifier(config)
+        # Promotion swaps the model inside this wrapper: one post never sees two models.
+        self.classifier = (served if isinstance(served, SwappableClassifier)
+                           else SwappableClassifier(served))
+        self.retrainer = RetrainScheduler()
         self.actor = Actor(reddit, self.store, config.actions)
         self.pipeline = Pipeline(
             config=config,
@@ -309,6 +320,7 @@ class Daemon:
         self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
         try:
             self.recover(stop)
+            self.retrainer.start(self, self.config)
             log.info("stream_start", subreddits=self.config.reddit.subreddits,
                      model_version=self.classifier.version,
                      actions={"report": self.config.actions.report,
@@ -337,6 +349,7 @@ class Daemon:
                     if stop.is_set() or self._restart_stream:
                         break
         finally:
+            self.retrainer.shutdown()
             self.notifier.stopping()
             log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status,
                      api_requests=self.budget.sent if self.budget is not None else None)
@@ -350,6 +363,9 @@ class Daemon:
             log.warning("reload_ignored", keys="storage", hint="restart to change storage paths")
             config = config.replace(storage={f: getattr(self.config.storage, f)
                                              for f in ("database", "image_cache", "model_dir")})
+        if config.learning != self.config.learning:
+            log.warning("reload_ignored", keys="learning", hint="restart to change [learning]")
+            config = dataclasses.replace(config, learning=self.config.learning)
         restart = config.reddit.subreddits != self.config.reddit.subreddits
         self.config = config
         self.actor.config = config.actions
@@ -362,5 +378,6 @@ class Daemon:
 
     def close(self) -> None:
         """Close the image fetcher's HTTP session and the database (checkpointing the WAL)."""
+        self.retrainer.shutdown()
         self.pipeline.fetcher.close()
         self.store.close()

@@ -38,6 +38,7 @@ def demo_config(server_url: str, workdir: Path, *, act: bool) -> Config:
         storage={"database": str(workdir / "modbot.db"), "image_cache": str(workdir / "cache")},
         images={"allow_hosts": ["127.0.0.1"]},
         actions={"report": act, "comment": act},
+        learning={"models_dir": str(workdir / "models")},
     )
 
 
