@@ -27,11 +27,9 @@ import functools
 import hashlib
 import io
 import ipaddress
-import os
 import re
 import socket
 import struct
-import tempfile
 import threading
 import time
 import warnings
@@ -44,6 +42,7 @@ import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from modbot import __version__
+from modbot.fsutil import write_atomic
 from modbot.domain import FetchedImage, ImageRef, Resolution
 from modbot.errors import (
     BlockedAddressError,
@@ -514,20 +513,7 @@ def _store(path: Path, data: bytes) -> None:
     """
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, data)
 
 
 def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:

@@ -33,6 +33,8 @@ from sqlite_utils import Database
 
 from modbot.classify import read_labels
 from modbot.errors import InputError, ModelError
+from modbot.fsutil import fsync_dir
+from modbot.fsutil import write_atomic as _write_atomic
 from modbot.labels import write_transaction
 
 POINTER = "CHAMPION"
@@ -47,37 +49,10 @@ def check_version(version: str) -> str:
     return version
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, text: str) -> None:
     """Replace the file ``path`` with ``text`` (UTF-8) atomically: temp file in the same
     folder, fsync, ``os.replace``, fsync of the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    _write_atomic(path, text, sync_dir=True)
 
 
 class ModelRegistry:
@@ -158,7 +133,7 @@ class ModelRegistry:
                 os.rename(staging / "m", target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return target
 
     def set_pointer(self, version: str, *, event: str, now: float | None = None) -> None:

@@ -627,7 +627,9 @@ def test_crash_before_rename_leaves_no_cache_file(server, fetcher, monkeypatch):
     def crash(src, dst):
         raise OSError("simulated crash before rename")
 
-    monkeypatch.setattr(images.os, "replace", crash)
+    from modbot import fsutil
+
+    monkeypatch.setattr(fsutil.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         fetch(fetcher, f"{server.base}/i/still.webp")
     sha = hashlib.sha256((IMAGES / "still.webp").read_bytes()).hexdigest()
