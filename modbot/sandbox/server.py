@@ -54,8 +54,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
-    "DEFAULT_CLIENT_SECRET",
-    "DEFAULT_PASSWORD",
     "DEFAULT_USERNAME",
     "Fault",
     "RequestRecord",
@@ -65,9 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_CLIENT_ID = "sandbox-client-id"
-DEFAULT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public sandbox credential
 DEFAULT_USERNAME = "modbot-sandbox"
-DEFAULT_PASSWORD = "sandbox-password"  # noqa: S105 - a public sandbox credential
 DEFAULT_USER_AGENT = "python:modbot-sandbox-client:0.1.0 (by /u/modbot-sandbox)"
 
 #: Real ids of r/Art (``t5_2qh7a``, 22,396,857 subscribers in April 2026), from
@@ -300,9 +296,9 @@ class SandboxServer:
         released: int = 0,
         subreddit: str = "Art",
         client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
+        client_secret: str | None = None,
         username: str = DEFAULT_USERNAME,
-        password: str = DEFAULT_PASSWORD,
+        password: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         token_ttl_s: float = 3600.0,
@@ -310,9 +306,11 @@ class SandboxServer:
     ) -> None:
         self.subreddit = subreddit
         self.client_id = client_id
-        self.client_secret = client_secret
+        # Fresh random secrets per server unless given: nothing to leak from the repo, and
+        # a secrets test can grep for values that exist nowhere else.
+        self.client_secret = client_secret or "sbx-secret-" + secrets.token_urlsafe(12)
         self.username = username
-        self.password = password
+        self.password = password or "sbx-pass-" + secrets.token_urlsafe(12)
         self.host = host
         self.token_ttl_s = float(token_ttl_s)
         self.ratelimit = ratelimit
