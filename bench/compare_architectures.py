@@ -20,8 +20,14 @@ table is printed):
 
 Lite0 experiments share one cache of frozen lower-block features (blocks 0–7) of every PACS
 image: the clean image plus ``--copies`` augmented copies (the model's own augmentation
-layers), written as ``.npy`` under ``--cache``. Runs on CPU; on 2 cores the cache takes about
-4 minutes per copy at 160 px.
+layers), written as ``.npy`` under ``--cache``. Runs on CPU; measured on 2 shared cores: 1 minute
+for the clean copy and about 3 minutes per augmented copy at 160 px, about twice that at 224 px.
+The figures in model/MODEL_CARD.md came from::
+
+    python bench/compare_architectures.py --cache /tmp/feats --size 160 --copies 3 \
+        --run lite0-linear lite0-mlp lite0-ft11 loo-linear
+    python bench/compare_architectures.py --cache /tmp/feats224 --size 224 --copies 0 --run lite0-linear loo-linear
+    python bench/compare_architectures.py --cache /tmp/feats --size 160 --run mnv3 --epochs 8
 
 Usage::
 

@@ -19,10 +19,11 @@ SHARED = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shipped_classifier():
-    """The shipped model, loaded once per test session (TensorFlow import is slow)."""
-    from modbot.classify import KerasClassifier
+    """The shipped model as the daemon serves it (LiteRT when its checked export is present),
+    loaded once per test session."""
+    from modbot.classify import load_classifier
 
-    return KerasClassifier.load(None)
+    return load_classifier(None)
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,10 @@ from modbot.train import (
 
 SAMPLE = Path(__file__).parent / "data" / "pacs_sample"
 
-#: Measured: the shipped model gets all 12 sample images right (see MODEL_CARD.md); the
-#: previous one, pacs-cnn128-1, 11 of 12. The bound, 10 of 12, leaves room for a retrained
-#: model of similar quality and is far above chance (3 of 12) or a model stuck on one class.
+#: Measured: the shipped model pacs-lite0-224-1 gets 11 of the 12 sample images right (one
+#: giraffe photograph is taken for a painting, its known weak spot; see MODEL_CARD.md), as did
+#: the previous pacs-cnn128-1. The bound, 10 of 12, leaves room for a retrained model of
+#: similar quality and is far above chance (3 of 12) or a model stuck on one class.
 MIN_SAMPLE_ACCURACY = 10 / 12
 
 
@@ -251,9 +252,10 @@ def test_shipped_litert_export_matches_keras(shipped: KerasClassifier, shipped_l
     assert lite_p.shape == keras_p.shape == (12, len(shipped.labels))
     assert np.abs(keras_p - lite_p).max() <= TFLITE_MAX_ABS_DIFF
     assert (keras_p.argmax(1) == lite_p.argmax(1)).all()
-    # batch of one and batch of many agree (the interpreter is resized in between)
-    for i in (0, 7):
-        assert np.abs(shipped_lite.predict_batch(batch[i : i + 1])[0] - lite_p[i]).max() < 1e-5
+    # batch of one and chunks of many agree (the interpreter is resized in between)
+    chunked = LiteRTClassifier.load(batch=5)
+    assert np.abs(chunked.predict_batch(batch) - lite_p).max() < 1e-5
+    assert np.abs(shipped_lite.predict_batch(batch[7:8])[0] - lite_p[7]).max() < 1e-5
     preds = shipped_lite.predict(images[:2])
     assert [list(p.probabilities) for p in preds] == [list(shipped.labels)] * 2
     assert shipped_lite.predict([]) == []

@@ -52,7 +52,7 @@ def test_evaluate_json_reports_metrics_unknown_media_and_unreadable_files(tree: 
     assert {m: c["support"] for m, c in data["per_class"].items()} == dict.fromkeys(labels, 3)
     correct = sum(matrix[i][i] for i in range(len(labels)))
     assert data["accuracy"] == pytest.approx(correct / 12)
-    assert data["accuracy"] >= 0.75  # shipped model: 12 of 12 measured; see test_classify
+    assert data["accuracy"] >= 10 / 12  # shipped model: 11 of 12 measured; see test_classify
     assert 0.0 <= data["macro_f1"] <= 1.0 and 0.0 <= data["ece"] <= 1.0
     assert data["unknown_media"]["sculpture"]["n_images"] == 1
     assert sum(data["unknown_media"]["sculpture"]["predicted"].values()) == 1
