@@ -26,10 +26,9 @@ from typing import Any
 import click
 
 from modbot.domain import MEDIA
+from modbot.fsutil import IMAGE_SUFFIXES, image_files  # noqa: F401 - IMAGE_SUFFIXES re-exported
 from modbot.errors import ImageError, ModbotError
 
-#: Suffixes taken as images (files without a suffix are tried too), as in modbot.train.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 #: Images per forward pass while evaluating.
 EVAL_BATCH = 32
 
@@ -58,14 +57,7 @@ def scan_eval_tree(root: str | os.PathLike[str]) -> TreeScan:
         if top.name not in MEDIA:
             scan.ignored.append(top.name)
             continue
-        found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                suffix = os.path.splitext(name)[1].lower()
-                if not name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix == ""):
-                    found.append(Path(dirpath) / name)
-        scan.files[top.name] = found
+        scan.files[top.name] = image_files(top)
     return scan
 
 

@@ -46,3 +46,20 @@ def write_atomic(path: Path, data: bytes | str, *, sync_dir: bool = False) -> No
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+#: File suffixes read as images in folder-per-medium trees (files without a suffix are tried too).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def image_files(top: Path) -> list[Path]:
+    """Image files at any depth below ``top`` (symlinks followed, hidden files and folders
+    skipped), in a stable sorted order. Used by training and evaluation trees alike."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            suffix = os.path.splitext(name)[1].lower()
+            if not name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix == ""):
+                found.append(Path(dirpath) / name)
+    return found

@@ -63,13 +63,11 @@ from modbot.classify import (
     preprocess,
 )
 from modbot.domain import MEDIA
+from modbot.fsutil import IMAGE_SUFFIXES, image_files  # noqa: F401 - IMAGE_SUFFIXES re-exported
 from modbot.errors import ModelError
 
 log = logging.getLogger("modbot.train")
 
-#: Suffixes taken as images. Files without a suffix (e.g. the sha256-named image cache) are
-#: tried too; anything else (README.md, .json, ...) is ignored.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 
 #: Defaults of :func:`train_model`.
 DEFAULT_BATCH_SIZE = 32
@@ -163,14 +161,7 @@ def scan_tree(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
             raise TrainingDataError(
                 f"{top}: folder name {top.name!r} is not a canonical medium {list(MEDIA)}"
             )
-        files: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                suffix = os.path.splitext(name)[1].lower()
-                if not name.startswith(".") and (suffix in IMAGE_SUFFIXES or suffix == ""):
-                    files.append(Path(dirpath) / name)
-        found[top.name] = files
+        found[top.name] = image_files(top)
     return {m: found[m] for m in MEDIA if m in found}
 
 
