@@ -15,6 +15,10 @@ split would measure how well the model recognises the subject, not the medium::
 
     train = dog, elephant, person      val = horse      test = giraffe
 
+or, with ``--holdout OBJECT``, a leave-one-object-out fold: train = the other four objects,
+test = OBJECT, no validation folder (``modbot train`` then validates on a seeded random share
+of the training images). The shipped model is the ``--holdout giraffe`` fold.
+
 Output (symlinks to the original files, nothing copied)::
 
     OUT/train/<medium>/<object>/<file>
@@ -24,6 +28,7 @@ Output (symlinks to the original files, nothing copied)::
 Usage::
 
     python bench/pacs_tree.py --out /tmp/pacs-tree
+    python bench/pacs_tree.py --out /tmp/pacs-loo/giraffe --holdout giraffe
     modbot train /tmp/pacs-tree/train --val /tmp/pacs-tree/val --test /tmp/pacs-tree/test --out model
 
 Prints the number of images per split and medium as JSON.
@@ -56,8 +61,22 @@ DEFAULT_PACS = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def build_tree(pacs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
+#: The five PACS objects (``../shared/data/pacs/<depiction>/<object>``).
+OBJECTS: tuple[str, ...] = ("dog", "elephant", "giraffe", "horse", "person")
+
+
+def loo_splits(holdout: str) -> dict[str, tuple[str, ...]]:
+    """Splits of the leave-one-object-out fold that tests on ``holdout``: ``{"train": the
+    other objects, "test": (holdout,)}``. Raises ``ValueError`` for an unknown object."""
+    if holdout not in OBJECTS:
+        raise ValueError(f"unknown PACS object {holdout!r}; one of {OBJECTS}")
+    return {"train": tuple(o for o in OBJECTS if o != holdout), "test": (holdout,)}
+
+
+def build_tree(pacs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+               splits: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, int]]:
     """Create the symlink trees under ``out_dir`` and return ``{split: {medium: n_images}}``.
+    ``splits`` maps split name → objects (default :data:`SPLITS`).
 
     Existing links of the same name are replaced; other files in ``out_dir`` are left alone.
     Raises ``FileNotFoundError`` if a depiction/object folder of PACS is missing.
@@ -65,7 +84,7 @@ def build_tree(pacs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     pacs = Path(pacs_dir).resolve()
     out = Path(out_dir)
     counts: dict[str, dict[str, int]] = {}
-    for split, objects in SPLITS.items():
+    for split, objects in (splits or SPLITS).items():
         counts[split] = {}
         for depiction, medium in DEPICTION_TO_MEDIUM.items():
             n = 0
@@ -88,13 +107,16 @@ def build_tree(pacs_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: ``--out DIR [--pacs DIR]``."""
+    """Command-line entry point: ``--out DIR [--pacs DIR] [--holdout OBJECT]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to create the train/val/test trees in")
     parser.add_argument("--pacs", default=str(DEFAULT_PACS), help="PACS root (default: ../shared/data/pacs)")
+    parser.add_argument("--holdout", choices=OBJECTS,
+                        help="leave-one-object-out fold: train on the other four objects, test on this one")
     args = parser.parse_args(argv)
-    counts = build_tree(args.pacs, args.out)
-    json.dump({"out": str(args.out), "splits": {k: list(v) for k, v in SPLITS.items()}, "counts": counts},
+    splits = loo_splits(args.holdout) if args.holdout else SPLITS
+    counts = build_tree(args.pacs, args.out, splits)
+    json.dump({"out": str(args.out), "splits": {k: list(v) for k, v in splits.items()}, "counts": counts},
               sys.stdout, indent=2)
     print()
     return 0

@@ -245,8 +245,25 @@ def _keras() -> Any:
     return keras
 
 
+def lite0_residual_blocks() -> tuple[int, ...]:
+    """Indices of the Lite0 blocks with an identity shortcut (stride 1, same channels in and
+    out): 2, 4, 6, 7, 9, 10, 12, 13, 14. Only these may be skipped (``skip_blocks``)."""
+    return tuple(s["index"] for s in lite0_block_specs()
+                 if s["stride"] == 1 and s["filters_in"] == s["filters_out"])
+
+
+def check_skip_blocks(skip_blocks: Sequence[int]) -> tuple[int, ...]:
+    """``skip_blocks`` sorted and de-duplicated; raises ``ValueError`` for a block without an
+    identity shortcut (skipping it would change the tensor shapes)."""
+    skip = tuple(sorted({int(b) for b in skip_blocks}))
+    bad = [b for b in skip if b not in lite0_residual_blocks()]
+    if bad:
+        raise ValueError(f"blocks {bad} cannot be skipped: only residual blocks {list(lite0_residual_blocks())} can")
+    return skip
+
+
 def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, stem: bool = True,
-                      head: bool = True, trainable_bn: bool = True) -> Any:
+                      head: bool = True, trainable_bn: bool = True, skip_blocks: Sequence[int] = ()) -> Any:
     """Apply EfficientNet-Lite0 layers to the Keras tensor ``x`` and return the output tensor.
 
     With ``stem`` the input is the scaled image ``(N, H, W, 3)`` (already ``(x − 127)/128``);
@@ -255,7 +272,10 @@ def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, ste
     (no pooling). Layer names (``stem_conv``, ``block7_dwconv``, ``top_bn`` …) are the same
     whichever part is built, so weights can be moved between partial and full models by name.
     ``trainable_bn=False`` freezes the batch-norm layers (Keras then runs them in inference
-    mode, as fine-tuning on small data needs).
+    mode, as fine-tuning on small data needs). ``skip_blocks`` leaves out residual blocks
+    (:func:`lite0_residual_blocks`): their shortcut alone remains, as with stochastic depth, with
+    which the ImageNet weights were trained (drop-connect); fewer multiply-adds. Raises
+    ``ValueError`` for a block that has no shortcut.
     """
     keras = _keras()
     from keras import layers
@@ -269,8 +289,11 @@ def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, ste
         x = layers.Conv2D(LITE0_STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
         x = bn("stem_bn")(x)
         x = layers.ReLU(6.0, name="stem_relu")(x)
+    skip = check_skip_blocks(skip_blocks)
     for spec in lite0_block_specs()[first_block : last_block + 1]:
         i = spec["index"]
+        if i in skip:
+            continue
         inputs = x
         mid = spec["filters_in"] * spec["expand"]
         if spec["expand"] != 1:

@@ -8,11 +8,13 @@ directory (the one shipped in the package ``modbot.shipped_model`` by default);
       model.keras    Keras 3 model, the source of truth. Input: float32 RGB pixels in 0–255,
                      shape (N, H, W, 3); scaling and (inactive at inference) augmentation
                      layers live inside. Output: softmax probabilities, shape (N, len(labels)).
-      model.tflite   optional LiteRT export of model.keras (uint8 input, same output), written
-                     and checked against model.keras by ``modbot.train.export_tflite``
+      model.tflite   optional LiteRT export of model.keras (uint8 input, same output; float16
+                     weights, or int8 weights and activations), written and checked against
+                     model.keras by ``modbot.train.export_tflite``
       labels.json    {"labels": [canonical media in output order], "version": "...",
                       "input_size": [H, W], "temperature": T (calibration, default 1),
-                      "tflite": {"passed": ..., "max_abs_diff": ..., sha256s, ...}}
+                      "tflite": {"quantize": ..., "passed": ..., "max_abs_diff": ...,
+                                 "argmax_agreement": ..., sha256s, ...}}
       metrics.json   held-out figures written by ``modbot train``
       MODEL_CARD.md  data, split and measured figures
 

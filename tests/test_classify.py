@@ -32,6 +32,8 @@ from modbot.classify import (
 from modbot.domain import MEDIA
 from modbot.errors import ModelError
 from modbot.train import (
+    INT8_MAX_MEAN_ABS_DIFF,
+    INT8_MIN_AGREEMENT,
     TFLITE_MAX_ABS_DIFF,
     TrainingDataError,
     classification_report,
@@ -226,6 +228,48 @@ def test_tiny_lite0_run_fine_tunes_exports_and_checks_litert(tmp_path: Path) -> 
     assert np.abs(lite.predict_batch(batch) - keras_clf.predict_batch(batch)).max() <= TFLITE_MAX_ABS_DIFF
 
 
+def test_lite0_run_with_skipped_blocks_and_int8_export(tmp_path: Path) -> None:
+    """Residual blocks left out of the network, and the full-integer LiteRT export: raw uint8
+    pixels go in (the input's quantisation is the Lite0 scaling), its check is recorded, and it
+    serves exactly when the check passed."""
+    out = tmp_path / "lite0-int8"
+    metrics = train_model(SAMPLE, out, arch="lite0", image_size=64, epochs=1, batch_size=6, aug_copies=1,
+                          val_dir=SAMPLE, version="tiny-int8", verbose=0, skip_blocks=(14, 13),
+                          quantize="int8")
+    assert metrics["training"]["skip_blocks"] == [13, 14]
+    keras_clf = KerasClassifier.load(out)
+    names = {layer.name for layer in keras_clf._model.layers}
+    assert "block12_project_conv" in names and "block15_project_conv" in names
+    assert not any(n.startswith(("block13_", "block14_")) for n in names)
+    record = read_labels(out)["tflite"]
+    assert record["quantize"] == "int8" and record["n_images"] == 12
+    assert record["passed"] == (record["argmax_agreement"] >= INT8_MIN_AGREEMENT
+                                and record["mean_abs_diff"] <= INT8_MAX_MEAN_ABS_DIFF)
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(out / "model.tflite")).get_input_details()[0]
+    assert detail["dtype"] == np.uint8 and detail["quantization"] == (1 / 128, 127)
+    lite = LiteRTClassifier.load(out, require_check=False)
+    _, images = _sample()
+    batch = preprocess(images, (64, 64))
+    lite_p, keras_p = lite.predict_batch(batch), keras_clf.predict_batch(batch)
+    assert lite_p.shape == keras_p.shape and np.allclose(lite_p.sum(1), 1.0)
+    assert np.abs(lite_p - keras_p).mean() == pytest.approx(record["mean_abs_diff"], abs=0.02)
+    served = load_classifier(out)
+    assert isinstance(served, LiteRTClassifier if record["passed"] else KerasClassifier)
+
+
+def test_only_residual_blocks_can_be_skipped() -> None:
+    from modbot.backbones import check_skip_blocks, lite0_residual_blocks
+
+    assert lite0_residual_blocks() == (2, 4, 6, 7, 9, 10, 12, 13, 14)
+    assert check_skip_blocks([14, 10, 14]) == (10, 14)
+    with pytest.raises(ValueError, match="11"):
+        check_skip_blocks([11])
+    with pytest.raises(ValueError, match="quantize"):
+        train_model(SAMPLE, "unused", quantize="int4")
+
+
 def test_training_tree_with_unknown_medium_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "watercolour").mkdir()
     with pytest.raises(TrainingDataError, match="watercolour"):
@@ -243,15 +287,21 @@ def shipped_lite() -> LiteRTClassifier:
 def test_shipped_litert_export_matches_keras(shipped: KerasClassifier, shipped_lite: LiteRTClassifier) -> None:
     meta = read_labels(shipped_model_dir())
     record = meta["tflite"]
-    assert record["passed"] and record["max_abs_diff"] <= record["bound"] == TFLITE_MAX_ABS_DIFF
-    assert tflite_check_status(shipped_model_dir()) is None
+    assert record["passed"] and tflite_check_status(shipped_model_dir()) is None
     _, images = _sample()
     batch = preprocess(images, shipped.input_size)
     keras_p = shipped.predict_batch(batch)
     lite_p = shipped_lite.predict_batch(batch)
     assert lite_p.shape == keras_p.shape == (12, len(shipped.labels))
-    assert np.abs(keras_p - lite_p).max() <= TFLITE_MAX_ABS_DIFF
     assert (keras_p.argmax(1) == lite_p.argmax(1)).all()
+    if record["quantize"] == "int8":
+        # full-integer export: judged by top-1 agreement and mean |dp| (see export_tflite)
+        assert record["argmax_agreement"] >= INT8_MIN_AGREEMENT and record["n_images"] >= 500
+        assert record["mean_abs_diff"] <= INT8_MAX_MEAN_ABS_DIFF
+        assert np.abs(keras_p - lite_p).mean() <= 2 * INT8_MAX_MEAN_ABS_DIFF
+    else:
+        assert record["max_abs_diff"] <= record["bound"] == TFLITE_MAX_ABS_DIFF
+        assert np.abs(keras_p - lite_p).max() <= TFLITE_MAX_ABS_DIFF
     # batch of one and chunks of many agree (the interpreter is resized in between)
     chunked = LiteRTClassifier.load(batch=5)
     assert np.abs(chunked.predict_batch(batch) - lite_p).max() < 1e-5
