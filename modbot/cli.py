@@ -213,20 +213,44 @@ def medium(ctx: click.Context) -> None:
 @click.option("--test", "test_dir", type=click.Path(exists=True, file_okay=False),
               help="Folder-per-medium held-out tree, evaluated once at the end.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the trainer's).")
+@click.option("--val-fraction", type=float, default=None,
+              help="Without --val: share of DATA_DIR held out (stratified, seeded) for validation.")
+@click.option("--fine-tune-from", type=int, default=None, help="First Lite0 block to fine-tune (default: the recipe's).")
+@click.option("--skip-blocks", default=None, metavar="N,N,...",
+              help="Lite0 residual blocks to leave out, e.g. 10,13,14 (default: the recipe's; 'none' for none).")
+@click.option("--quantize", type=click.Choice(["float16", "float32", "int8"]), default=None,
+              help="LiteRT export format (default: the recipe's).")
+@click.option("--version", "version", default=None, help="Model version string (default: arch, size, time).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None,
-          epochs: int | None, seed: int) -> None:
-    """Train a medium classifier on DATA_DIR, a folder-per-medium image tree."""
+          epochs: int | None, val_fraction: float | None, fine_tune_from: int | None, skip_blocks: str | None,
+          quantize: str | None, version: str | None, seed: int) -> None:
+    """Train a medium classifier on DATA_DIR, a folder-per-medium image tree.
+
+    Prints the metrics (as in the model directory's metrics.json) as JSON.
+    """
     import json
 
     from modbot.train import train_model
 
-    kwargs = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir}
+    kwargs: dict[str, object] = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir, "version": version}
     if epochs is not None:
         kwargs["epochs"] = epochs
+    if val_fraction is not None:
+        kwargs["val_fraction"] = val_fraction
+    if fine_tune_from is not None:
+        kwargs["fine_tune_from"] = fine_tune_from
+    if quantize is not None:
+        kwargs["quantize"] = quantize
+    if skip_blocks is not None:
+        try:
+            kwargs["skip_blocks"] = () if skip_blocks.strip().lower() == "none" else tuple(
+                int(b) for b in skip_blocks.split(",") if b.strip())
+        except ValueError as exc:
+            raise click.BadParameter(f"not a list of block numbers: {skip_blocks!r}", param_hint="--skip-blocks") from exc
     try:
         metrics = train_model(data_dir, out_dir, **kwargs)
-    except ModbotError as exc:
+    except (ModbotError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(metrics, indent=2, default=str))
 

@@ -657,6 +657,7 @@ def train_model(
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, not {quantize!r}")
     if quantize == "int8" and arch != "lite0":
         raise ValueError("int8 export is implemented for arch='lite0' only")
+    skip_blocks = check_skip_blocks(skip_blocks)
     data_root = Path(data_dir)
     out = Path(out_dir)
 
@@ -711,7 +712,6 @@ def train_model(
                                 "learning_rate": learning_rate, "schedule": "Adam, cosine decay to 0",
                                 "seed": seed}
     if arch == "lite0":
-        skip_blocks = check_skip_blocks(skip_blocks)
         lower = lite0_lower(size, weights=weights, skip_blocks=skip_blocks)
         augment = augmentation_model(size, seed=seed)
         log.info("computing frozen Lite0 features: clean + %d augmented copies of %d images", aug_copies, len(y_train))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import json
 import subprocess
 import sys
@@ -63,3 +64,12 @@ def test_bad_config_is_reported_not_a_traceback(tmp_path):
     result = CliRunner().invoke(main, ["--config", str(bad), "config"])
     assert result.exit_code != 0
     assert "true or false" in result.output and "Traceback" not in result.output
+
+
+def test_train_refuses_bad_recipe_options_before_loading_anything(tmp_path):
+    sample = Path(__file__).parent / "data" / "pacs_sample"
+    for args, message in ((["--skip-blocks", "11"], "cannot be skipped"),
+                          (["--skip-blocks", "x,y"], "not a list of block numbers")):
+        result = CliRunner().invoke(main, ["train", str(sample), "--out", str(tmp_path / "m"), *args])
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert not (tmp_path / "m").exists()
