@@ -17,6 +17,10 @@ table is printed):
 - ``lite0-ft8``:    Lite0 with blocks 8–15 + head conv fine-tuned.
 - ``mnv3``:         MobileNetV3-Small from scratch (no pretrained weights offline).
 - ``loo-linear`` / ``loo-ft11``: LOO with the frozen-feature linear head / the fine-tuned recipe.
+- ``loo-ft``:       LOO with fine-tuning from ``--fine-tune-from`` with ``--skip-blocks`` left
+  out (the shipped recipe: ``--fine-tune-from 8 --skip-blocks 10 13 14 --epochs 6``).
+
+``--objects`` restricts LOO to some held-out objects (the shipped model is the giraffe fold).
 
 Lite0 experiments share one cache of frozen lower-block features (blocks 0–7) of every PACS
 image: the clean image plus ``--copies`` augmented copies (the model's own augmentation
@@ -152,15 +156,18 @@ def run_one(name: str, train: np.ndarray, val: np.ndarray | None, test: np.ndarr
         p_test = predict_in_batches(model, emb[0][test])
         detail = {"head": "dense softmax" if not hidden else f"dense {hidden} relu + softmax",
                   "trainable_params": int(model.count_params())}
-    elif name in ("lite0-ft11", "lite0-ft8", "loo-ft11"):
+    elif name in ("lite0-ft11", "lite0-ft8", "loo-ft11", "loo-ft"):
         start = 8 if name == "lite0-ft8" else 11
-        upper = lite0_upper(feats[0].shape[1:], len(LABELS), fine_tune_from=start, seed=seed)
+        skip: tuple[int, ...] = ()
+        if name == "loo-ft":
+            start, skip = ARGS.fine_tune_from, tuple(ARGS.skip_blocks)
+        upper = lite0_upper(feats[0].shape[1:], len(LABELS), fine_tune_from=start, seed=seed, skip_blocks=skip)
         x_val = np.asarray(feats[0][val]) if val is not None else np.zeros((0, *feats[0].shape[1:]), np.float16)
         fit = train_on_copies(upper, [np.asarray(f[train]) for f in feats], y[train], x_val, y_val, LABELS,
                               epochs=epochs or 8, learning_rate=3e-4, seed=seed)
         p_val = predict_in_batches(upper, x_val) if val is not None else None
         p_test = predict_in_batches(upper, np.asarray(feats[0][test]))
-        detail = {"fine_tune_from": start,
+        detail = {"fine_tune_from": start, "skip_blocks": list(skip),
                   "trainable_params": int(sum(np.prod(w.shape) for w in upper.trainable_weights))}
     elif name == "mnv3":
         from modbot.train import build_classifier
@@ -205,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: per experiment")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", nargs="+", required=True)
+    parser.add_argument("--fine-tune-from", type=int, default=11, help="loo-ft: first fine-tuned block")
+    parser.add_argument("--skip-blocks", type=int, nargs="*", default=[], help="loo-ft: residual blocks left out")
+    parser.add_argument("--objects", nargs="+", choices=OBJECTS, default=list(OBJECTS),
+                        help="LOO: the held-out objects to run (default: all five)")
     parser.add_argument("--out", default="bench/results/compare.jsonl")
     ARGS = args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -224,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.run:
         if name.startswith("loo-"):
             rows = []
-            for held in OBJECTS:
+            for held in args.objects:
                 train, test = np.flatnonzero(obj != held), np.flatnonzero(obj == held)
                 row = run_one(name, train, None, test, y, feats, emb, args.size, args.epochs, args.seed)
                 row["held_out"] = held

@@ -59,6 +59,9 @@ MAX_BATCH = 32
 
 #: Tolerance on the sum of the model's output probabilities checked at load time.
 _SUM_TOLERANCE = 1e-3
+#: The same for a full-integer (int8) export, whose softmax output is quantised in steps of
+#: 1/256: its four probabilities may sum to 1 ± a few steps.
+_SUM_TOLERANCE_INT8 = 4 / 256
 
 _tf_module: Any = None
 
@@ -539,7 +542,10 @@ class LiteRTClassifier:
             raise ModelError(f"{TFLITE_FILE}: output shape {out_shape} does not match labels {list(meta['labels'])}")
         clf = cls(interpreter, meta, path, threads, batch)
         probe = clf._run(np.full((1, h, w, 3), 127, dtype=np.uint8))
-        if probe.min() < -1e-6 or abs(float(probe.sum()) - 1.0) > _SUM_TOLERANCE:
+        output_quantised = bool(interpreter.get_output_details()[0]["quantization"][0]) or any(
+            d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
+        tolerance = _SUM_TOLERANCE_INT8 if output_quantised else _SUM_TOLERANCE
+        if probe.min() < -1e-6 or abs(float(probe.sum()) - 1.0) > tolerance:
             raise ModelError(f"{TFLITE_FILE}: output is not a probability distribution (sum {probe.sum():.4f})")
         return clf
 

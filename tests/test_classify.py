@@ -213,8 +213,9 @@ def test_tiny_lite0_run_fine_tunes_exports_and_checks_litert(tmp_path: Path) -> 
     export and its recorded check."""
     out = tmp_path / "lite0"
     metrics = train_model(SAMPLE, out, arch="lite0", image_size=64, epochs=1, batch_size=6, aug_copies=1,
-                          val_dir=SAMPLE, version="tiny-lite0", verbose=0)
-    assert metrics["training"]["fine_tune_from"] == 11 and metrics["training"]["aug_copies"] == 1
+                          val_dir=SAMPLE, version="tiny-lite0", verbose=0, quantize="float16")
+    assert metrics["training"]["fine_tune_from"] == 8 and metrics["training"]["aug_copies"] == 1
+    assert metrics["training"]["skip_blocks"] == [10, 13, 14]
     record = metrics["tflite"]
     assert record["passed"] and record["max_abs_diff"] <= TFLITE_MAX_ABS_DIFF and record["n_images"] == 12
     assert read_labels(out)["tflite"]["tflite_sha256"] == record["tflite_sha256"]
