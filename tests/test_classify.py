@@ -1,7 +1,7 @@
 """Classify stage and ``train_model``: the real shipped model on real PACS images.
 
-The images in ``tests/data/pacs_sample`` are from the shipped model's held-out objects
-(giraffe: test, horse: validation); see the README there. TensorFlow makes each model load
+The images in ``tests/data/pacs_sample`` are of the shipped model's held-out test object
+(giraffe), which it never trained on; see the README there. TensorFlow makes each model load
 take a second or more, so the tests are few and share one loaded model. Also: the LiteRT
 export against the Keras model, calibration, and the PyTorch-weights reader.
 """
@@ -44,9 +44,9 @@ from modbot.train import (
 
 SAMPLE = Path(__file__).parent / "data" / "pacs_sample"
 
-#: Measured: the shipped model pacs-lite0-224-1 gets 11 of the 12 sample images right (one
+#: Measured: the shipped model pacs-lite0s-224-2 gets 11 of the 12 sample images right (one
 #: giraffe photograph is taken for a painting, its known weak spot; see MODEL_CARD.md), as did
-#: the previous pacs-cnn128-1. The bound, 10 of 12, leaves room for a retrained model of
+#: the earlier pacs-lite0-224-1 and pacs-cnn128-1 on the sample of that time. The bound, 10 of 12, leaves room for a retrained model of
 #: similar quality and is far above chance (3 of 12) or a model stuck on one class.
 MIN_SAMPLE_ACCURACY = 10 / 12
 

@@ -27,13 +27,13 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("README.md"))
     (root / "sculpture").mkdir()
-    shutil.copy(SAMPLE / "photography" / "horse_105_0002.jpg", root / "sculpture" / "statue.jpg")
+    shutil.copy(SAMPLE / "photography" / "giraffe_084_0003.jpg", root / "sculpture" / "statue.jpg")
     (root / "notes").mkdir()
     (root / "notes" / "x.jpg").write_bytes(b"not looked at")
     (root / "painting" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     deep = root / "drawing" / "a" / "b"
     deep.mkdir(parents=True)
-    shutil.move(str(root / "drawing" / "horse_8481.png"), deep / "horse_8481.png")
+    shutil.move(str(root / "drawing" / "giraffe_7363.png"), deep / "giraffe_7363.png")
     return root
 
 

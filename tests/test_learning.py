@@ -146,8 +146,8 @@ def test_evicted_images_are_downloaded_again_or_skipped_with_a_reason(tmp_path):
     from modbot.labels import Label, locate_images
     from modbot.sandbox.server import SandboxServer
 
-    original = (PACS_SAMPLE / "painting" / "horse_pic_001.jpg").read_bytes()
-    other = (PACS_SAMPLE / "digital" / "horse_pic_001.jpg").read_bytes()
+    original = (PACS_SAMPLE / "painting" / "giraffe_pic_003.jpg").read_bytes()
+    other = (PACS_SAMPLE / "digital" / "giraffe_pic_003.jpg").read_bytes()
     cache = tmp_path / "cache"
     with SandboxServer([], {"a.jpg": original, "b.jpg": other}) as server:
         with ImageFetcher(cache, allow_hosts=["127.0.0.1"]) as fetcher:

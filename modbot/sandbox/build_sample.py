@@ -15,8 +15,8 @@ Sources (see :data:`modbot.sandbox.sample.SAMPLE_SOURCES`):
   ``listing_popular_hot_2026-04-13.json``, ``deleted_image_flair_ah3gqo.json``,
   ``imgur_direct_1ski1ai.json`` and ``crosspost_flair_c27k6l.json``;
 * ids, titles and times — real r/Art submissions of 2020 in ``../shared/data/rart-2020/posts.jsonl``;
-* images — PACS (Li et al., ICCV 2017) objects ``giraffe`` and ``horse`` only (held out from
-  the model's training), the 3 real r/Art images of ``../shared/data/rart-2020/images/``.
+* images — PACS (Li et al., ICCV 2017) object ``giraffe`` only (held out from the shipped
+  model's training: :data:`HELD_OUT`), the 3 real r/Art images of ``../shared/data/rart-2020/images/``.
 
 Everything the build chooses is listed in the tables below, so the output is reproducible.
 Needs Pillow (to read sizes and re-encode the two ~1 MB r/Art images to at most 1024 px,
@@ -41,6 +41,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
 OUT_DIR = Path(__file__).resolve().parent / "sample"
 
+#: PACS objects the shipped model never trained on (model/MODEL_CARD.md: giraffe is its test
+#: object); the only ones the sample may show.
+HELD_OUT = ("giraffe",)
+
 #: PACS depiction → canonical medium (the stand-in mapping of ../shared/README.md).
 DEPICTION_MEDIUM = {"art_painting": "painting", "cartoon": "digital", "sketch": "drawing",
                     "photo": "photography"}
@@ -53,34 +57,34 @@ FLAIRS = {"Digital Art": "58925882-d7bb-11f0-a38d-36aad52912e3", "Painting": Non
 # (r/Art id from posts.jsonl, PACS depiction, object, link flair text or None)
 CORRECT = [
     # paintings: titles stating oil / acrylic / watercolour
-    ("jzo0wn", "art_painting", "horse", "Painting"),
+    ("jzo0wn", "art_painting", "giraffe", "Painting"),
     ("k0p3gy", "art_painting", "giraffe", None),
-    ("k0qts1", "art_painting", "horse", None),
-    ("jyrzut", "art_painting", "horse", "Painting"),
+    ("k0qts1", "art_painting", "giraffe", None),
+    ("jyrzut", "art_painting", "giraffe", "Painting"),
     ("jz47dd", "art_painting", "giraffe", None),
     ("jyqmwa", "art_painting", "giraffe", None),
-    ("jzjev4", "art_painting", "horse", None),
+    ("jzjev4", "art_painting", "giraffe", None),
     # digital: titles stating digital / Procreate / Illustrator
     ("jpm6m3", "cartoon", "giraffe", "Digital Art"),
     ("jy2hkq", "cartoon", "giraffe", None),
-    ("jtrjf1", "cartoon", "horse", None),
-    ("jw1k6b", "cartoon", "horse", "Digital Art"),
-    ("k0l2d0", "cartoon", "horse", None),
+    ("jtrjf1", "cartoon", "giraffe", None),
+    ("jw1k6b", "cartoon", "giraffe", "Digital Art"),
+    ("k0l2d0", "cartoon", "giraffe", None),
     ("jnb2nc", "cartoon", "giraffe", None),
-    ("jwuklg", "cartoon", "horse", "Digital Art"),
+    ("jwuklg", "cartoon", "giraffe", "Digital Art"),
     # drawings: titles stating pencil / graphite / charcoal
     ("jpmt0c", "sketch", "giraffe", "Drawing"),
-    ("jwd74k", "sketch", "horse", None),
-    ("jr9ndp", "sketch", "horse", None),
+    ("jwd74k", "sketch", "giraffe", None),
+    ("jr9ndp", "sketch", "giraffe", None),
     ("jxinec", "sketch", "giraffe", "Drawing"),
-    ("jpa3sh", "sketch", "horse", None),
+    ("jpa3sh", "sketch", "giraffe", None),
     ("js95ux", "sketch", "giraffe", None),
-    ("jnm2qw", "sketch", "horse", "Drawing"),
+    ("jnm2qw", "sketch", "giraffe", "Drawing"),
     # photography: titles stating (digital) photography / photograph
     ("jqduj6", "photo", "giraffe", "Photography"),
-    ("jnepje", "photo", "horse", None),
+    ("jnepje", "photo", "giraffe", None),
     ("jv22sq", "photo", "giraffe", None),
-    ("jzn5l4", "photo", "horse", "Photography"),
+    ("jzn5l4", "photo", "giraffe", "Photography"),
     ("jrpcnq", "photo", "giraffe", None),
 ]
 
@@ -88,11 +92,11 @@ CORRECT = [
 WRONG = [
     ("jn73cb", "photo", "giraffe", "Digital Art", "digital",
      "a photograph posted as Digital (flair and title)"),
-    ("jvwulx", "sketch", "horse", None, "painting", "a pencil sketch under 'oil on canvas'"),
+    ("jvwulx", "sketch", "giraffe", None, "painting", "a pencil sketch under 'oil on canvas'"),
     ("jtt3f8", "cartoon", "giraffe", "Drawing", "drawing",
      "clip-art style digital image under 'graphite' with Drawing flair"),
-    ("jkyp2v", "art_painting", "horse", None, "drawing", "a painting under 'graphite'"),
-    ("jyojaf", "photo", "horse", "Painting", "painting",
+    ("jkyp2v", "art_painting", "giraffe", None, "drawing", "a painting under 'graphite'"),
+    ("jyojaf", "photo", "giraffe", "Painting", "painting",
      "a photograph under 'acrylic' with Painting flair"),
     ("jvgf9a", "sketch", "giraffe", None, "digital", "a line sketch under 'Digital'"),
 ]
@@ -141,8 +145,8 @@ class Builder:
         The original bytes are kept (JPEG, or PNG for PACS sketches); the sandbox name is
         ``pacs_<depiction>_<object>_<original stem>.<ext>``.
         """
-        if obj not in ("giraffe", "horse"):
-            raise ValueError("only held-out objects giraffe/horse may be used")
+        if obj not in HELD_OUT:
+            raise ValueError(f"only the held-out PACS objects {HELD_OUT} may be used")
         folder = self.shared / "pacs" / depiction / obj
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         k = self._pacs_next.get((depiction, obj), 0)
@@ -280,7 +284,7 @@ class Builder:
         media: dict[str, Any] = {}
         items = []
         names = []
-        for i, obj in enumerate(("giraffe", "horse")):
+        for i, obj in enumerate(HELD_OUT * 2):  # two distinct paintings
             name, w, h = self.pacs("art_painting", obj)
             names.append(name)
             mid = name.rsplit(".", 1)[0]
@@ -322,7 +326,7 @@ class Builder:
                   scrubber_media_url=f"{{base}}/v/{vid}/CMAF_96.mp4",
                   dash_url=f"{{base}}/v/{vid}/DASHPlaylist.mpd", hls_url=f"{{base}}/v/{vid}/HLSPlaylist.m3u8",
                   height=720, width=720, duration=42)
-        thumb, w, h = self.pacs("cartoon", "horse")
+        thumb, w, h = self.pacs("cartoon", "giraffe")
         preview = self._preview(thumb, w, h)
         preview["enabled"] = False
         post.update(
@@ -362,7 +366,7 @@ class Builder:
 
     def deleted(self) -> dict[str, Any]:
         shape = self._load("deleted_image_flair_ah3gqo.json")
-        name, w, h = self.pacs("cartoon", "horse")
+        name, w, h = self.pacs("cartoon", "giraffe")
         post = self.image_post(DELETED_ID, name, w, h, "Digital Art", {})
         post.pop("author_fullname", None)
         post.update(author=shape["author"], selftext=shape["selftext"],

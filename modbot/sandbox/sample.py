@@ -51,8 +51,8 @@ SAMPLE_SOURCES: Mapping[str, str] = {
         "crosspost's parent in r/painting (id sbx0p1) are sandbox-made."
     ),
     "images": (
-        "PACS (Li, Yang, Song, Hospedales, ICCV 2017; ../shared/data/pacs/) objects giraffe and "
-        "horse only, which are held out from the model's training; depictions map to media "
+        "PACS (Li, Yang, Song, Hospedales, ICCV 2017; ../shared/data/pacs/) object giraffe "
+        "only, which is held out from the model's training; depictions map to media "
         "art_painting->painting, cartoon->digital, sketch->drawing, photo->photography; original "
         "bytes (227x227 JPEG, PNG for sketches). Three real r/Art images "
         "(../shared/data/rart-2020/images/): g71e7t (polymer clay sculpture) and jn7aru (digital) "
