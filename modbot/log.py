@@ -38,6 +38,23 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=lvl, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+    # stdlib records (praw, prawcore, APScheduler …) go through the same renderer, so the
+    # output stays one JSON object per line; secrets are scrubbed here too (modbot.redact).
+    from modbot.redact import structlog_processor as redact_processor
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, redact_processor, renderer],
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_modbot", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    handler._modbot = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(lvl)
     for noisy in ("praw", "prawcore", "urllib3", "requests", "PIL", "tensorflow", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -625,7 +625,8 @@ class RetrainScheduler:
                 trigger = cron_trigger(learning.cron)
             except ValueError as exc:
                 raise ConfigError(f"[learning] cron {learning.cron!r}: {exc}") from exc
-        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(2)},
+        # 3 threads: the retrain job, and two sync_champion instances (see below).
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(3)},
                                              timezone=timezone.utc)
         extra = {"next_run_time": first_run_at} if first_run_at is not None else {}
         if learning.enabled:
@@ -635,7 +636,10 @@ class RetrainScheduler:
         self.scheduler.add_job(self.sync_champion, IntervalTrigger(seconds=learning.watch_interval_s,
                                                                    timezone=timezone.utc),
                                id="sync_champion", name="sync_champion", coalesce=True,
-                               max_instances=1, misfire_grace_time=int(learning.watch_interval_s) + 1)
+                               # a second instance returns at once while a slow model load holds
+                               # _sync_lock; with max_instances=1 APScheduler would log a
+                               # "maximum number of running instances" warning every interval
+                               max_instances=2, misfire_grace_time=int(learning.watch_interval_s) + 1)
         self.scheduler.start()
         job = self.scheduler.get_job("retrain")
         log.info("retrain_scheduled" if job else "retrain_disabled",

@@ -1129,6 +1129,10 @@ labels.json, applied by every classifier). Expected calibration error (15 bins, 
 |---|---|---|
 {cal_rows}
 """ if cal else "")
+    served = (f"""
+## Test (held out), through the LiteRT export (what `modbot evaluate` reports)
+
+{_report_md(metrics['test_served'])}""" if metrics.get("test_served") else "")
     lite = metrics.get("tflite")
     export = (f"""
 ## LiteRT export
@@ -1166,4 +1170,4 @@ Took {metrics['seconds'].get('total', '?')} s in all ({software}).
 {_report_md(metrics['validation'])}
 ## Test (held out)
 
-{_report_md(metrics['test'])}{calibration}{export}"""
+{_report_md(metrics['test'])}{served}{calibration}{export}"""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import json
 import subprocess
 import sys
 import threading
@@ -141,6 +142,10 @@ try:
 except ValueError:
     log.error("failed", exc_info=True)
 logging.getLogger("prawcore").warning("Retrying with %s", {secret!r})
+try:
+    raise OSError("socket to {secret}")
+except OSError:
+    logging.getLogger("apscheduler.executors").exception("job failed")
 raise RuntimeError("crash with {secret}")
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True,
@@ -151,6 +156,13 @@ raise RuntimeError("crash with {secret}")
     # all four paths printed something, masked
     assert output.count("[REDACTED]") >= 5, output
     assert "crash with [REDACTED]" in output and "Retrying with [REDACTED]" in output
+    # library (stdlib) records are JSON lines like modbot's own, tracebacks included
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    by_logger = {line.get("logger"): line for line in lines}
+    assert by_logger["prawcore"]["level"] == "warning"
+    assert by_logger["prawcore"]["event"] == "Retrying with [REDACTED]"
+    failed = by_logger["apscheduler.executors"]
+    assert failed["level"] == "error" and "OSError: socket to [REDACTED]" in failed["exception"]
 
 
 def test_credentials_from_praw_ini_in_the_credentials_directory(tmp_path):
