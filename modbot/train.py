@@ -938,7 +938,7 @@ def export_tflite(model_dir: str | os.PathLike[str], check_images: np.ndarray, *
     keras_probs = clf.predict_batch(check_images)
     lite = LiteRTClassifier.load(path, require_check=False)
     lite_probs = lite.predict_batch(check_images)
-    n = int(len(check_images))
+    n = len(check_images)
     delta = np.abs(keras_probs - lite_probs) if n else np.zeros((0, 1))
     agreement = float((keras_probs.argmax(1) == lite_probs.argmax(1)).mean()) if n else None
     record: dict[str, Any] = {
@@ -954,7 +954,7 @@ def export_tflite(model_dir: str | os.PathLike[str], check_images: np.ndarray, *
                                f"mean_abs_diff <= {INT8_MAX_MEAN_ABS_DIFF}")
         record["passed"] = bool(n > 0 and agreement >= INT8_MIN_AGREEMENT
                                 and record["mean_abs_diff"] <= INT8_MAX_MEAN_ABS_DIFF)
-        record["calibration_images"] = int(len(calibration_images))
+        record["calibration_images"] = len(calibration_images)
     else:
         record["criterion"] = f"max_abs_diff <= {bound}"
         record["bound"] = bound
