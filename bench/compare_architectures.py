@@ -32,6 +32,9 @@ The figures in model/MODEL_CARD.md came from::
         --run lite0-linear lite0-mlp lite0-ft11 loo-linear
     python bench/compare_architectures.py --cache /tmp/feats224 --size 224 --copies 0 --run lite0-linear loo-linear
     python bench/compare_architectures.py --cache /tmp/feats --size 160 --run mnv3 --epochs 8
+    python bench/compare_architectures.py --cache /tmp/feats224c3 --size 224 --copies 3 --run loo-ft \
+        --fine-tune-from 8 --skip-blocks 10 13 14 --epochs 6 --objects dog horse person elephant \
+        --out bench/results/loo_ft.jsonl      # the shipped recipe; ~15 min features + ~9 min a fold
 
 Usage::
 
