@@ -542,9 +542,8 @@ class LiteRTClassifier:
             raise ModelError(f"{TFLITE_FILE}: output shape {out_shape} does not match labels {list(meta['labels'])}")
         clf = cls(interpreter, meta, path, threads, batch)
         probe = clf._run(np.full((1, h, w, 3), 127, dtype=np.uint8))
-        output_quantised = bool(interpreter.get_output_details()[0]["quantization"][0]) or any(
-            d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
-        tolerance = _SUM_TOLERANCE_INT8 if output_quantised else _SUM_TOLERANCE
+        int8 = any(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
+        tolerance = _SUM_TOLERANCE_INT8 if int8 else _SUM_TOLERANCE
         if probe.min() < -1e-6 or abs(float(probe.sum()) - 1.0) > tolerance:
             raise ModelError(f"{TFLITE_FILE}: output is not a probability distribution (sum {probe.sum():.4f})")
         return clf
