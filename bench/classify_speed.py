@@ -12,7 +12,7 @@ It measures, on this machine (the figures in model/MODEL_CARD.md and the README 
 - single-image latency p50/p95 of the classify step (``predict([image])``: preprocessing
   included) on a 224×224 px input;
 - decode + resize + classify of a 1500×1500 px JPEG held in memory
-  (``modbot.classify.open_image`` with reduced-scale decoding, then ``predict``);
+  (``modbot.decode.open_image`` with reduced-scale decoding, then ``predict``);
 - batch throughput (``predict_batch`` on preprocessed batches of 32; also with preprocessing
   of 224 px images);
 - resident memory (VmRSS) of that serving process after loading and after classifying 500 and
@@ -99,7 +99,8 @@ def time_calls(fn: Any, n: int, warmup: int = 5) -> list[float]:
 
 def serve_measurements(model_dir: str | None, n_single: int, n_rss: int) -> dict[str, Any]:
     """The serving path, in this process (which must not import TensorFlow)."""
-    from modbot.classify import load_classifier, open_image, preprocess
+    from modbot.classify import load_classifier, preprocess
+    from modbot.decode import open_image
 
     rss_start = rss_mb()
     t = time.perf_counter()

@@ -59,7 +59,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from pacs_tree import DEFAULT_PACS, DEPICTION_TO_MEDIUM, SPLITS  # noqa: E402
 
-from modbot.train import classification_report, expected_calibration_error, fit_temperature  # noqa: E402
+from modbot.ml.training import classification_report, expected_calibration_error, fit_temperature  # noqa: E402
 from modbot.classify import apply_temperature  # noqa: E402
 
 LABELS = ["digital", "painting", "drawing", "photography"]  # MEDIA order, as train_model writes
@@ -69,7 +69,7 @@ OBJECTS = ("dog", "elephant", "giraffe", "horse", "person")
 def load_pacs(pacs: Path, size: int, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All PACS images preprocessed to ``size`` px (uint8), labels (index into LABELS) and
     object names; cached as .npy."""
-    from modbot.train import load_split
+    from modbot.ml.training import load_split
 
     files, y, obj = [], [], []
     for depiction, medium in DEPICTION_TO_MEDIUM.items():
@@ -91,7 +91,7 @@ def load_pacs(pacs: Path, size: int, cache: Path) -> tuple[np.ndarray, np.ndarra
 
 def lower_features(x: np.ndarray, size: int, copies: int, cache: Path, seed: int = 0) -> list[np.ndarray]:
     """Frozen Lite0 block-0–7 features: clean (copy 0) + ``copies`` augmented; cached."""
-    from modbot.train import augmentation_model, lite0_features, lite0_lower
+    from modbot.ml.training import augmentation_model, lite0_features, lite0_lower
 
     out = []
     lower = augment = None
@@ -109,7 +109,7 @@ def lower_features(x: np.ndarray, size: int, copies: int, cache: Path, seed: int
 
 def pooled(copies: list[np.ndarray], size: int, cache: Path) -> list[np.ndarray]:
     """Frozen-backbone 1280-d embeddings of each copy (pretrained blocks 8–15 + head); cached."""
-    from modbot.train import lite0_pooled
+    from modbot.ml.training import lite0_pooled
 
     out = []
     for k, feats in enumerate(copies):
@@ -145,7 +145,7 @@ def run_one(name: str, train: np.ndarray, val: np.ndarray | None, test: np.ndarr
             seed: int) -> dict[str, Any]:
     """Train experiment ``name`` on index arrays ``train`` (validation ``val``: may be None)
     and score ``test``. Returns the result row."""
-    from modbot.train import lite0_upper, predict_in_batches, train_on_copies
+    from modbot.ml.training import lite0_upper, predict_in_batches, train_on_copies
 
     t0 = time.monotonic()
     y_val = y[val] if val is not None else np.zeros((0,), dtype=np.int64)
@@ -173,7 +173,7 @@ def run_one(name: str, train: np.ndarray, val: np.ndarray | None, test: np.ndarr
         detail = {"fine_tune_from": start, "skip_blocks": list(skip),
                   "trainable_params": int(sum(np.prod(w.shape) for w in upper.trainable_weights))}
     elif name == "mnv3":
-        from modbot.train import build_classifier
+        from modbot.ml.training import build_classifier
 
         x = np.load(Path(ARGS.cache) / f"x{size}.npy")
         model = build_classifier("mobilenet_v3_small", len(LABELS), (size, size), seed=seed, weights=None)

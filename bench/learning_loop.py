@@ -9,7 +9,7 @@ What runs (all real: the daemon, praw, the sandbox over 127.0.0.1 HTTP, SQLite, 
    ``../shared/data/rart-2020/posts.jsonl`` stating its medium; about 1 in 10 states a wrong
    medium. The daemon (serving the champion through a ``SwappableClassifier``) streams and
    judges them; a moderator thread records each post's true medium with
-   ``modbot.review.record_review`` as its verdict appears (dismiss when the stated medium is
+   ``modbot.cli.review.record_review`` as its verdict appears (dismiss when the stated medium is
    right, confirm with the true medium otherwise).
 3. **Scheduled retraining**: once every labelled post is reviewed, the ``RetrainScheduler``
    (APScheduler, interval trigger) is started with its first run due at once. It trains a
@@ -121,8 +121,8 @@ def build_posts(per_medium: int, live: int, seed: int) -> tuple[list, list, dict
 
 def train_weak(out: Path, per_medium: int = 8) -> Path:
     """The weak champion: CNN, 64 px, 3 epochs, few images, no photography."""
-    from modbot.retrain import _trainer_kwargs
-    from modbot.train import train_model
+    from modbot.learning.retrain import _trainer_kwargs
+    from modbot.ml.training import train_model
 
     tree = out / "tree"
     for depiction, medium in DEPICTION.items():
@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from modbot.classify import KerasClassifier
     from modbot.log import configure_logging
-    from modbot.registry import ModelRegistry
-    from modbot.retrain import RetrainScheduler, SwappableClassifier, evaluate
-    from modbot.review import record_review
+    from modbot.learning.registry import ModelRegistry
+    from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, evaluate
+    from modbot.cli.review import record_review
     from modbot.sandbox.server import SandboxServer
     from modbot.stream import make_reddit
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.monotonic() - t0:.0f} s)")
 
     from modbot.daemon import Daemon
-    from modbot.demo import demo_config
+    from modbot.sandbox.demo import demo_config
 
     learning = {"enabled": True, "models_dir": str(work / "models"), "eval_fraction": args.eval_fraction,
                 "min_train_labels": 40, "min_eval_labels": 20, "new_medium_min_labels": 30,
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def moderator() -> int:
             """Review every labelled post whose verdict exists; return how many are left."""
-            from modbot.labels import write_transaction
+            from modbot.learning.labels import write_transaction
             from modbot.record import open_database
 
             db = open_database(config.storage.database)

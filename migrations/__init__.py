@@ -1,4 +1,4 @@
-"""Database migrations (sqlite-utils ``Migrations``), installed as the package ``modbot.migrations``."""
+"""Database migrations (sqlite-utils ``Migrations``), imported as ``modbot.migrations`` (``modbot/migrations`` links here)."""
 
 from .migrations import migrations
 

@@ -227,7 +227,7 @@ def m003_reviews(db: Database) -> None:
 @migrations()
 def m004_learning(db: Database) -> None:
     """The learning loop: collected history, the fixed evaluation split, model runs and the
-    champion's history, and a view of every label candidate (see ``modbot.labels``).
+    champion's history, and a view of every label candidate (see ``modbot.learning.labels``).
 
     ``collect_runs``: one row per ``modbot collect`` run (what was asked, where the listing
     cursor is, counts, status ``running`` | ``done`` | ``exhausted`` | ``stopped`` | ``failed``).
@@ -258,7 +258,7 @@ def m004_learning(db: Database) -> None:
     View ``label_candidates``: one row per (image, source of a medium for it): moderator
     reviews (``review``: every decision, ``detail`` = decision), stated media of processed
     submissions (``stated``: ``detail`` = the verdict kind, ``match`` = the model agreed) and
-    of collected posts (``collected``: ``detail`` = stated source). ``modbot.labels`` applies
+    of collected posts (``collected``: ``detail`` = stated source). ``modbot.learning.labels`` applies
     the precedence and the configured policy.
     """
     db["collect_runs"].create(

@@ -1,7 +1,7 @@
 """Classify stage: image → probability of each artistic medium.
 
 The daemon depends only on the :class:`Classifier` protocol. Two implementations serve a model
-directory (the one shipped in the package ``modbot.shipped_model`` by default);
+directory (the one shipped in the package ``modbot.model`` by default);
 :func:`load_classifier` picks the fastest correct one::
 
     model_dir/
@@ -10,7 +10,7 @@ directory (the one shipped in the package ``modbot.shipped_model`` by default);
                      layers live inside. Output: softmax probabilities, shape (N, len(labels)).
       model.tflite   optional LiteRT export of model.keras (uint8 input, same output; float16
                      weights, or int8 weights and activations), written and checked against
-                     model.keras by ``modbot.train.export_tflite``
+                     model.keras by ``modbot.ml.training.export_tflite``
       labels.json    {"labels": [canonical media in output order], "version": "...",
                       "input_size": [H, W], "temperature": T (calibration, default 1),
                       "tflite": {"quantize": ..., "passed": ..., "max_abs_diff": ...,
@@ -46,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from modbot.decode import to_rgb
 from modbot.domain import MEDIA, Prediction
 from modbot.errors import ModelError
 
@@ -149,21 +150,12 @@ def _quiet_stderr(noise: Sequence[str] = _IMPORT_NOISE) -> Iterator[None]:
 
 
 def shipped_model_dir() -> Path:
-    """The directory of the model shipped with modbot.
+    """The directory of the model shipped with modbot: the package data ``modbot.model``.
 
-    Installed (``pip install``), it is the package ``modbot.shipped_model`` (the repository's
-    ``model/`` folder, see ``pyproject.toml``), found with ``importlib.resources``; in a
-    source checkout used through ``PYTHONPATH`` that package does not exist, and the
-    repository's ``model/`` next to the ``modbot`` package is used.
+    It is the repository's top-level ``model/`` folder (``modbot/model`` links to it), found
+    through ``importlib.resources`` the same way from a wheel and from a source checkout.
     """
-    try:
-        root = resources.files("modbot.shipped_model")
-        path = Path(str(root))
-        if path.is_dir():
-            return path
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "model"
+    return Path(str(resources.files("modbot.model")))
 
 
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -173,28 +165,10 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` in mode RGB; transparent pixels are composited onto white.
-
-    (A plain ``convert("RGB")`` keeps whatever colour transparent pixels hold, often black,
-    which turns a transparent PNG's background into a large black area.)
-    """
-    if image.mode == "RGB":
-        return image
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def preprocess(images: Sequence[Image.Image], size: int | Sequence[int]) -> np.ndarray:
     """Turn Pillow images into the model's input batch.
 
-    Each image is converted to RGB (:func:`to_rgb`), centre-cropped to the aspect ratio of
+    Each image is converted to RGB (:func:`modbot.decode.to_rgb`), centre-cropped to the aspect ratio of
     ``size`` and resized with Pillow's bicubic filter (``reducing_gap=2`` for speed on large
     photos). Cropping instead of stretching keeps brush and pen strokes undistorted; the
     same function prepares training images, so serving sees what training saw.
@@ -276,7 +250,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     Equal to ``softmax(logits / T)`` for the logits behind ``probs`` (the log-sum-exp shift
     cancels); probabilities are clipped at 1e-12 before the log. ``T > 1`` softens
     over-confident outputs, ``T == 1`` returns the input (renormalised). The temperature is
-    fitted on validation data by ``modbot.train.fit_temperature`` and stored in
+    fitted on validation data by ``modbot.ml.training.fit_temperature`` and stored in
     ``labels.json`` (``"temperature"``).
     """
     p = np.asarray(probs, dtype=np.float64)
@@ -331,7 +305,7 @@ class KerasClassifier:
         tf = load_tensorflow(threads)
         import keras
 
-        from modbot.backbones import register_augmentation_layers
+        from modbot.ml.backbones import register_augmentation_layers
 
         register_augmentation_layers()  # training-only layers a saved model may contain
         try:
@@ -450,7 +424,7 @@ def tflite_check_status(model_dir: str | os.PathLike[str], meta: dict[str, Any] 
     """Why the LiteRT export of ``model_dir`` must not serve, or ``None`` when it may.
 
     It may serve when ``model.tflite`` exists, ``labels.json`` records a passed check
-    (``"tflite": {"passed": true, ...}``, written by ``modbot.train.export_tflite`` after
+    (``"tflite": {"passed": true, ...}``, written by ``modbot.ml.training.export_tflite`` after
     comparing the export's probabilities with the Keras model's), and both files still have
     the SHA-256 digests recorded then (so a retrained ``model.keras`` disables a stale export).
     """
@@ -626,27 +600,3 @@ def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend:
             logging.getLogger("modbot.classify").warning(
                 "not serving %s with LiteRT (%s); loading the Keras model", path / TFLITE_FILE, reason)
     return KerasClassifier.load(path, threads=threads)
-
-
-def open_image(source: bytes | str | os.PathLike[str], size: int | Sequence[int] | None = None) -> Image.Image:
-    """Decode an image file or its bytes into an upright RGB Pillow image, fast for big JPEGs.
-
-    With ``size`` (the model's ``(H, W)``), a JPEG is decoded at a reduced scale by libjpeg
-    (``Image.draft``: 1/2, 1/4 or 1/8, never below ``size``), which is several times faster for
-    large photos than decoding every pixel and then resizing; :func:`preprocess` does the
-    exact crop and resize after. EXIF orientation is applied; transparency is composited on
-    white (:func:`to_rgb`). Raises ``OSError``/``PIL.UnidentifiedImageError`` for unreadable
-    data and ``PIL.Image.DecompressionBombError`` for oversized images.
-    """
-    import io
-
-    from PIL import ImageOps
-
-    with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as im:
-        if size is not None and im.format == "JPEG":
-            h, w = _as_size(size)
-            side = max(h, w)
-            im.draft("RGB", (side, side))
-        im.load()
-        upright = ImageOps.exif_transpose(im)
-        return to_rgb(upright if upright is not im else im.copy())

@@ -106,7 +106,7 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class LearningConfig:
     """``[learning]``: which media count as labels, the retraining schedule, the training
-    settings of challengers and the promotion gates (see ``modbot.retrain``)."""
+    settings of challengers and the promotion gates (see ``modbot.learning.retrain``)."""
 
     enabled: bool = False
     cron: str = "30 4 * * *"

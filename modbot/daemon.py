@@ -26,8 +26,8 @@ from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
-from modbot.registry import resolve_model_dir
-from modbot.retrain import RetrainScheduler, SwappableClassifier, check_learning
+from modbot.learning.registry import resolve_model_dir
+from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, check_learning
 from modbot.record import Store
 from modbot.stream import budget_of, post_from_data, stream_posts
 

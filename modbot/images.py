@@ -23,36 +23,31 @@ that the record stage stores as-is and a ``retryable`` flag.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import io
 import ipaddress
 import re
 import socket
-import struct
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from modbot import __version__
 from modbot.fsutil import write_atomic
+from modbot.decode import ALLOWED_FORMATS, decode_image
 from modbot.domain import FetchedImage, ImageRef, Resolution
 from modbot.errors import (
     BlockedAddressError,
-    DecompressionBombError,
     ImageDecodeError,
     ImageError,
     ImageFetchError,
     ImageHTTPStatusError,
     ImageTooLargeError,
-    NotAnImageError,
 )
 
 __all__ = [
@@ -359,14 +354,8 @@ def check_url_allowed(url: str, allow_hosts: Iterable[str] = ()) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Decode
+# Cache (originals named by sha256)
 # --------------------------------------------------------------------------------------------
-
-#: Pillow formats accepted. Restricting ``Image.open`` to these keeps rarely used decoders
-#: (EPS, which runs Ghostscript; PSD; TIFF …) away from untrusted bytes. The JPEG opener also
-#: returns multi-picture JPEGs as phones write them (format ``MPO``). ``AVIF`` is used when
-#: this Pillow build has it.
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "AVIF")
 
 #: File extension of the cached original, by Pillow format.
 _EXTENSIONS = {
@@ -378,102 +367,6 @@ _EXTENSIONS = {
     "BMP": "bmp",
     "AVIF": "avif",
 }
-
-#: Exceptions Pillow's decoders raise on corrupt or truncated data.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error)
-
-
-@functools.cache
-def _open_formats() -> tuple[str, ...]:
-    """:data:`ALLOWED_FORMATS` that this Pillow build can open (``Image.open`` would fail on
-    an unknown name with ``KeyError``)."""
-    Image.init()
-    return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
-
-
-def _bomb_check(size: tuple[int, int]) -> None:
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and size[0] * size[1] > limit:
-        raise DecompressionBombError(
-            f"image of {size[0]}x{size[1]} pixels exceeds the limit of {limit} pixels "
-            "(PIL.Image.MAX_IMAGE_PIXELS)"
-        )
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to ``RGB``; transparency is composited onto white."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit greyscale (PNG): scale 0..65535 to 0..255; convert("L") alone would clip.
-        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    elif im.mode == "F":
-        im = im.convert("L")
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        im.mode in ("P", "L", "RGB", "1") and "transparency" in im.info
-    )
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if im.mode != "RGB":
-        return im.convert("RGB")
-    return im
-
-
-def decode_image(data: bytes) -> tuple[Image.Image, str]:
-    """Validate and decode image bytes into an ``RGB`` Pillow image and its format name.
-
-    Steps: identify with :func:`PIL.Image.open` restricted to :data:`ALLOWED_FORMATS`;
-    refuse more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (Pillow's decompression-bomb limit,
-    89,478,485 by default; its warning and its error both become ours); ``verify()`` the file
-    structure; decode the first frame of an animation (GIF, animated WebP, APNG); apply the EXIF
-    orientation (:func:`PIL.ImageOps.exif_transpose`; a broken EXIF block is ignored); convert
-    P/PA/L/LA/1/RGBA/CMYK/I;16… to ``RGB``, compositing transparency onto white (CMYK without
-    its ICC profile, as Pillow converts it).
-
-    Returns ``(image, format)``: ``image`` is a new in-memory ``PIL.Image.Image`` in mode
-    ``RGB`` (``size`` is (width, height) after orientation), ``format`` Pillow's name
-    (``JPEG``, ``MPO``, ``PNG``, ``GIF``, ``WEBP``, ``BMP``, ``AVIF``).
-
-    Raises :class:`NotAnImageError` (unidentifiable bytes, e.g. HTML, or a format not
-    allowed), :class:`DecompressionBombError`, :class:`ImageDecodeError` (truncated or
-    corrupt data). ``ImageFile.LOAD_TRUNCATED_IMAGES`` is not changed. The warning is caught
-    with :func:`warnings.catch_warnings`, which changes process-wide filters while it runs; the
-    explicit pixel-count check makes the outcome the same whatever other threads do to them.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                probe = Image.open(io.BytesIO(data), formats=_open_formats())
-            except UnidentifiedImageError as exc:
-                raise NotAnImageError(f"not a supported image ({len(data)} bytes)") from exc
-            try:
-                fmt = str(probe.format)
-                _bomb_check(probe.size)
-                probe.verify()  # structure/CRC checks; the object is unusable afterwards
-            finally:
-                probe.close()
-            with Image.open(io.BytesIO(data), formats=_open_formats()) as im:
-                im.seek(0)
-                im.load()
-                try:
-                    oriented = ImageOps.exif_transpose(im)
-                except _DECODE_ERRORS:
-                    oriented = im.copy()
-                _bomb_check(oriented.size)
-                rgb = _to_rgb(oriented)  # oriented is a copy: rgb outlives ``im``
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecompressionBombError(str(exc)) from exc
-    except ImageError:
-        raise
-    except _DECODE_ERRORS as exc:
-        raise ImageDecodeError(f"cannot decode image: {exc}") from exc
-    return rgb, fmt
-
-
-# --------------------------------------------------------------------------------------------
-# Cache
-# --------------------------------------------------------------------------------------------
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

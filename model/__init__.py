@@ -1,1 +1,1 @@
-"""The shipped model, installed as the package ``modbot.shipped_model``."""
+"""The shipped model, installed as the package data ``modbot.model`` (``modbot/model`` links here)."""

@@ -23,15 +23,15 @@ from modbot.classify import (
     LiteRTClassifier,
     apply_temperature,
     load_classifier,
-    open_image,
     preprocess,
     read_labels,
     shipped_model_dir,
     tflite_check_status,
 )
+from modbot.decode import open_image
 from modbot.domain import MEDIA
 from modbot.errors import ModelError
-from modbot.train import (
+from modbot.ml.training import (
     INT8_MAX_MEAN_ABS_DIFF,
     INT8_MIN_AGREEMENT,
     TFLITE_MAX_ABS_DIFF,
@@ -185,7 +185,7 @@ def test_tiny_training_run_writes_a_loadable_model_dir(tmp_path: Path, caplog: p
     shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("README.md"))
     (data / "painting" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="modbot.train"):
+    with caplog.at_level(logging.WARNING, logger="modbot.ml.training"):
         metrics = train_model(data, out, arch="cnn", image_size=32, epochs=1, batch_size=4, val_dir=SAMPLE,
                               version="tiny-1", export=False, verbose=0)
     assert "painting/broken.jpg" in caplog.text
@@ -261,7 +261,7 @@ def test_lite0_run_with_skipped_blocks_and_int8_export(tmp_path: Path) -> None:
 
 
 def test_only_residual_blocks_can_be_skipped() -> None:
-    from modbot.backbones import check_skip_blocks, lite0_residual_blocks
+    from modbot.ml.backbones import check_skip_blocks, lite0_residual_blocks
 
     assert lite0_residual_blocks() == (2, 4, 6, 7, 9, 10, 12, 13, 14)
     assert check_skip_blocks([14, 10, 14]) == (10, 14)
@@ -389,7 +389,7 @@ def test_open_image_decodes_large_jpegs_at_reduced_scale(tmp_path: Path) -> None
 
 
 def test_lite0_weights_load_without_torch() -> None:
-    from modbot.backbones import lite0_keras_weights, lite0_weights_path, load_torch_state_dict
+    from modbot.ml.backbones import lite0_keras_weights, lite0_weights_path, load_torch_state_dict
 
     state = load_torch_state_dict(lite0_weights_path())
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3) and state["_conv_stem.weight"].dtype == np.float32
@@ -404,7 +404,7 @@ def test_weights_reader_refuses_code_in_the_pickle(tmp_path: Path) -> None:
     import os
     import pickle
 
-    from modbot.backbones import load_torch_state_dict
+    from modbot.ml.backbones import load_torch_state_dict
 
     class Evil:
         def __reduce__(self):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from opskit import model_dir_for_tests
+from support import model_dir_for_tests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_daemon, run_until_recorded
+from support import make_daemon, run_until_recorded
 
 
 def by_status(daemon):

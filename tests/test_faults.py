@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from opskit import StubClassifier, all_final, fast_budget, fast_daemon, image_post, run_until, statuses
+from support import StubClassifier, all_final, fast_budget, fast_daemon, image_post, run_until, statuses
 from PIL import Image
 
 from modbot.sandbox.server import SandboxServer

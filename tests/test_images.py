@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from PIL import Image
 
-from modbot import images
 from modbot.domain import ImageRef, Resolution
 from modbot.errors import (
     BlockedAddressError,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from opskit import NotifySocket, fast_budget, fast_daemon, run_until
+from support import NotifySocket, fast_budget, fast_daemon, run_until
 
 from modbot.notify import Notifier, sd_notify
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from opskit import fast_budget, fast_daemon, image_post, run_until
+from support import fast_budget, fast_daemon, image_post, run_until
 
 from modbot.ratelimit import RequestBudget, ShuttingDown, parse_retry_after
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from opskit import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
+from support import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
                     write_run_config)
 
 from modbot.sandbox.server import SandboxServer

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from opskit import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
+from support import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
                     write_run_config)
 
 from modbot.sandbox.server import SandboxServer

@@ -88,7 +88,7 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from modbot.collect import DEFAULT_MEDIA, collect as run_collect
+    from modbot.learning.collect import DEFAULT_MEDIA, collect as run_collect
     from modbot.images import ImageFetcher
     from modbot.medium import Vocabulary
     from modbot.record import open_database
@@ -170,7 +170,7 @@ def retrain(ctx: click.Context, db_path: str | None, cutoff: str | None, no_prom
     Exit status 1 when the run failed.
     """
     from modbot.log import configure_logging
-    from modbot.retrain import retrain_once
+    from modbot.learning.retrain import retrain_once
 
     config = _config(ctx, db_path)
     configure_logging(level="WARNING")
@@ -221,7 +221,7 @@ def models(ctx: click.Context, db_path: str | None, as_json: bool, limit: int) -
     if ctx.invoked_subcommand is not None:
         return
     from modbot.record import open_database
-    from modbot.registry import ModelRegistry
+    from modbot.learning.registry import ModelRegistry
 
     config = _config(ctx, db_path)
     registry = ModelRegistry(config.learning.models_dir)
@@ -279,8 +279,8 @@ def models_rollback(ctx: click.Context, version: str, note: str | None, by: str 
     in within [learning] watch_interval_s seconds, without a restart.
     """
     from modbot.record import open_database
-    from modbot.registry import ModelRegistry, rollback
-    from modbot.review import default_moderator
+    from modbot.learning.registry import ModelRegistry, rollback
+    from modbot.cli.review import default_moderator
 
     config = _config(ctx, (ctx.obj or {}).get("db_path"))
     registry = ModelRegistry(config.learning.models_dir)

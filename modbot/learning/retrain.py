@@ -3,26 +3,26 @@
 One run (:func:`retrain_once`; ``modbot retrain``, or the daemon's scheduled job):
 
 1. **Labels** up to a cut-off (the run's start): moderator reviews outrank stated media; stated
-   media count only as ``[learning]`` allows (:mod:`modbot.labels`).
+   media count only as ``[learning]`` allows (:mod:`modbot.learning.labels`).
 2. **Fixed evaluation set**: each labelled image is put once on the ``train`` or ``eval`` side,
    stratified by medium (``label_splits``); ``eval`` images are never trained on.
 3. **Classes**: the champion's media, plus every medium it lacks that has at least
    ``new_medium_min_labels`` labelled images. A medium the champion predicts but that has no
    training label stops the run (``skipped``): a challenger must never silently drop a medium.
-4. **Challenger**: :func:`modbot.train.train_model` on a folder-per-medium tree of symlinks into
+4. **Challenger**: :func:`modbot.ml.training.train_model` on a folder-per-medium tree of symlinks into
    the image cache (evicted images are downloaded again or skipped with a reason).
 5. **Evaluation** of champion and challenger on the same evaluation images
-   (:func:`modbot.train.classification_report`).
+   (:func:`modbot.ml.training.classification_report`).
 6. **Gates** (:func:`decide`): promote only if the challenger's macro-F1 beats the champion's
    by at least ``margin`` (and by more than 0), and its recall of every evaluated medium is at
    least that medium's floor.
 7. **Promotion**: the challenger's directory is moved into the registry and the champion
-   pointer replaced atomically (:mod:`modbot.registry`). Every run, whatever its outcome, is a
+   pointer replaced atomically (:mod:`modbot.learning.registry`). Every run, whatever its outcome, is a
    row of the ``models`` table (data counts, both models' metrics, decision, duration).
 
 In the daemon, :class:`RetrainScheduler` (APScheduler 3 ``BackgroundScheduler``; ``coalesce``,
 ``max_instances=1``, ``misfire_grace_time``) runs each retraining in a child process
-(``python -m modbot.retrain``, niced, its own TensorFlow threads) so that streaming never
+(``python -m modbot.learning.retrain``, niced, its own TensorFlow threads) so that streaming never
 stalls, and swaps the promoted model into a :class:`SwappableClassifier` once it is fully
 loaded and warmed up. A failed run is logged and recorded, never fatal.
 
@@ -55,8 +55,8 @@ import structlog
 
 from modbot.config import Config
 from modbot.domain import MEDIA, Prediction
-from modbot.errors import ConfigError, ModbotError, ModelError
-from modbot.labels import (
+from modbot.errors import ConfigError, ModelError
+from modbot.learning.labels import (
     LabelPolicy,
     assign_splits,
     build_tree,
@@ -64,9 +64,9 @@ from modbot.labels import (
     locate_images,
     write_transaction,
 )
-from modbot.registry import ModelRegistry, resolve_model_dir, set_champion
+from modbot.learning.registry import ModelRegistry, resolve_model_dir, set_champion
 
-log = structlog.get_logger("modbot.retrain")
+log = structlog.get_logger("modbot.learning.retrain")
 
 #: Final statuses of a ``models`` row (``running`` while a run is in progress).
 STATUSES = ("promoted", "passed", "refused", "skipped", "failed", "baseline")
@@ -106,7 +106,7 @@ def check_learning(learning: Any) -> None:
 def decide(champion: dict[str, Any], challenger: dict[str, Any], learning: Any) -> tuple[bool, str]:
     """Whether the challenger may replace the champion, and why (a one-line reason).
 
-    ``champion``/``challenger``: :func:`modbot.train.classification_report` results on the same
+    ``champion``/``challenger``: :func:`modbot.ml.training.classification_report` results on the same
     evaluation images. Refused when any medium with evaluation images (support > 0) has a
     challenger recall below ``learning.floor_for(medium)``, or when the macro-F1 gain is
     below ``learning.margin`` or not positive (a tie keeps the champion).
@@ -134,11 +134,11 @@ def evaluate(classifiers: Sequence[Any], paths: Sequence[Path], truth: Sequence[
 
     ``classifiers``: objects with ``predict_proba(images) -> (N, len(labels))`` and
     ``labels`` (:class:`modbot.classify.KerasClassifier`). ``paths``: image files (decoded
-    upright with :func:`modbot.train.load_image`, in chunks of :data:`EVAL_CHUNK`); ``truth``:
+    upright with :func:`modbot.ml.training.load_image`, in chunks of :data:`EVAL_CHUNK`); ``truth``:
     their media; ``labels``: the report's label order (must contain every true and predictable
     medium). An unreadable file raises (images were checked when located).
     """
-    from modbot.train import classification_report, load_image
+    from modbot.ml.training import classification_report, load_image
 
     preds: list[list[str]] = [[] for _ in classifiers]
     for start in range(0, len(paths), EVAL_CHUNK):
@@ -238,7 +238,7 @@ def _adopt_baseline(db: Any, registry: ModelRegistry, champion_dir: Path, meta: 
 
 
 def training_options(learning: Any, *, version: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for :func:`modbot.train.train_model` from ``[learning]``: ``arch``,
+    """Keyword arguments for :func:`modbot.ml.training.train_model` from ``[learning]``: ``arch``,
     ``image_size`` and ``epochs`` only when set (else the trainer's defaults), ``batch_size``,
     ``seed``, ``version``, ``verbose=0`` and ``export=False`` (challengers are evaluated and
     served through Keras; no TFLite file is needed)."""
@@ -274,14 +274,14 @@ def retrain_once(config: Config, *, trigger: str = "cli", run_id: int | None = N
     (a deliberately worse challenger, to show the gates refuse it). ``promote``: False
     evaluates and records only (status ``passed`` instead of ``promoted``).
     ``fetch_evicted``: download evicted images again. ``champion_dir``: the model directory
-    the daemon is serving (the scheduler passes it), else :func:`modbot.registry.resolve_model_dir`.
+    the daemon is serving (the scheduler passes it), else :func:`modbot.learning.registry.resolve_model_dir`.
 
     Never raises for a failed run: the exception is logged and recorded (status ``failed``,
     ``error``) and returned as such. Imports TensorFlow.
     """
     from modbot.classify import KerasClassifier, read_labels, shipped_model_dir
     from modbot.record import open_database
-    from modbot.train import train_model
+    from modbot.ml.training import train_model
 
     learning = config.learning
     started = time.time()
@@ -516,10 +516,6 @@ def config_from_json(text: str) -> Config:
     return Config().replace(**json.loads(text))
 
 
-def _repo_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
-
-
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
@@ -581,7 +577,7 @@ class RetrainScheduler:
     ``watch_interval_s`` seconds, which swaps in the registry's champion whenever it differs
     from the served model (a promotion by ``modbot retrain``, or ``modbot models rollback``).
 
-    The retraining itself runs in a child process (``python -m modbot.retrain``, nice level
+    The retraining itself runs in a child process (``python -m modbot.learning.retrain``, nice level
     ``[learning] nice``, ``threads`` TensorFlow threads, killed after ``timeout_s``), so the
     daemon's stream and classification go on meanwhile; its output goes to
     ``<models_dir>/logs/run-<id>.log``. ``loader(model_dir)`` loads a promoted model in the
@@ -700,8 +696,7 @@ class RetrainScheduler:
             cfg_file.write_text(config_to_json(self.config), encoding="utf-8")
             log_file = logs / f"run-{run_id}.log"
             env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (_repo_root(), env.get("PYTHONPATH")) if p)
-            cmd = [self.python, "-m", "modbot.retrain", "--config-json", str(cfg_file),
+            cmd = [self.python, "-m", "modbot.learning.retrain", "--config-json", str(cfg_file),
                    "--run-id", str(run_id), "--trigger", trigger, *extra_args]
             served = getattr(self.target.current, "model_dir", None) if self.target else None
             if served is not None:  # evaluate against exactly the model being served
@@ -769,14 +764,14 @@ class RetrainScheduler:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m modbot.retrain --config-json FILE [--run-id N] [--trigger T]
+    """``python -m modbot.learning.retrain --config-json FILE [--run-id N] [--trigger T]
     [--shuffle-labels] [--no-promote]``: one run (what :class:`RetrainScheduler` starts).
 
     Lowers its priority (``[learning] nice``), sets TensorFlow's thread pool to ``[learning]
     threads``, runs :func:`retrain_once` and prints its result as one JSON line. Exit status 0
     when the run was recorded (whatever the decision), 1 when it failed.
     """
-    parser = argparse.ArgumentParser(prog="python -m modbot.retrain", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m modbot.learning.retrain", description=main.__doc__)
     parser.add_argument("--config-json", required=True, help="config as written by config_to_json")
     parser.add_argument("--run-id", type=int, default=None)
     parser.add_argument("--trigger", default="schedule")

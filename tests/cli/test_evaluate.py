@@ -12,12 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from support import DATA, REPO
 from click.testing import CliRunner
 from PIL import Image
 
 from modbot.cli import main
 
-SAMPLE = Path(__file__).parent / "data" / "pacs_sample"
+SAMPLE = DATA / "pacs_sample"
 
 
 @pytest.fixture
@@ -125,8 +126,8 @@ def test_importing_the_commands_does_not_import_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, modbot.evaluate, modbot.cli; "
+    code = ("import sys, modbot.cli.evaluate, modbot.cli; "
             "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=REPO)
     assert out.stdout.strip() == "[]"

@@ -33,7 +33,7 @@ from sqlite_utils import Database
 
 from modbot.domain import MEDIA, UNKNOWN
 from modbot.errors import InputError
-from modbot.report import iso_utc, open_existing, parse_day, resolve_db_path
+from modbot.cli.report import iso_utc, open_existing, parse_day, resolve_db_path
 from modbot.record import write_transaction
 
 DECISIONS = ("confirm", "dismiss")

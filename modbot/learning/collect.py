@@ -38,11 +38,11 @@ import structlog
 from modbot.domain import MEDIA
 from modbot.errors import ImageError, InputError
 from modbot.images import resolve_images
-from modbot.labels import write_transaction
+from modbot.learning.labels import write_transaction
 from modbot.medium import Vocabulary, stated_medium
 from modbot.stream import post_from_data, submission_data
 
-log = structlog.get_logger("modbot.collect")
+log = structlog.get_logger("modbot.learning.collect")
 
 LISTINGS = ("new", "top", "search")
 TIME_FILTERS = ("hour", "day", "week", "month", "year", "all")

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import time
-from pathlib import Path
 
 # prawcore reads its request timeout once, at import; keep stalls short in this module.
 os.environ.setdefault("PRAWCORE_TIMEOUT", "5")
@@ -20,8 +19,9 @@ from PIL import Image  # noqa: E402
 
 from modbot.sandbox.sample import load_sample, sample_summary, truth_by_fullname  # noqa: E402
 from modbot.sandbox.server import SandboxServer, sniff_content_type  # noqa: E402
+from support import REPO  # noqa: E402
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "modbot" / "sandbox" / "sample"
+SAMPLE_DIR = REPO / "modbot" / "sandbox" / "sample"
 
 
 @pytest.fixture(scope="module")

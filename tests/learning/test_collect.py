@@ -19,7 +19,7 @@ def setup(tmp_path, sandbox):
     """(invoke, database path, server): ``invoke(*args)`` runs ``modbot --config ... <args>``
     with praw credentials in the environment, as an operator would."""
     from modbot.cli import main
-    from modbot.learning_cli import COMMANDS
+    from modbot.cli.learning import COMMANDS
 
     for command in COMMANDS:
         if command.name not in main.commands:
@@ -115,7 +115,7 @@ def test_collect_tops_up_and_records_failures_with_their_reason(setup):
 
 
 def test_collected_stated_media_are_labels_when_configured(setup):
-    from modbot.labels import LabelPolicy, gather_labels
+    from modbot.learning.labels import LabelPolicy, gather_labels
     from modbot.record import open_database
 
     invoke, db, _ = setup

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_daemon, run_until_recorded
+from support import REPO, make_daemon, run_until_recorded
 
 _BUILT: dict[str, object] = {}
 
@@ -94,7 +94,7 @@ def monday(ts: float) -> str:
 
 # --- figures ----------------------------------------------------------------------------------
 def test_report_figures_match_independent_counts(db_path, sample, writes):
-    from modbot.report import REPORT_KEYS
+    from modbot.cli.report import REPORT_KEYS
 
     rep = report_json(db_path)
     assert tuple(rep) == REPORT_KEYS
@@ -228,7 +228,7 @@ def test_period_and_subreddit_filters(db_path):
 
 
 def test_csv_and_json_round_trip(db_path):
-    from modbot.report import CSV_TABLES, table_rows
+    from modbot.cli.report import CSV_TABLES, table_rows
 
     assert cli("review", "--db", str(db_path), "confirm",
                raw(db_path, "SELECT submission FROM verdicts WHERE kind='mismatch'")[0][0]).exit_code == 0
@@ -301,7 +301,7 @@ def test_missing_database_is_a_clear_error(tmp_path):
 
 
 def test_wilson_interval_known_values():
-    from modbot.report import wilson_interval
+    from modbot.cli.report import wilson_interval
 
     assert wilson_interval(0, 0) is None
     lo, hi = wilson_interval(8, 10)  # textbook value: 0.490 to 0.943
@@ -309,9 +309,9 @@ def test_wilson_interval_known_values():
 
 
 def test_tools_do_not_import_tensorflow_or_matplotlib():
-    code = ("import sys, modbot.cli, modbot.review, modbot.report; "
+    code = ("import sys, modbot.cli, modbot.cli.review, modbot.cli.report; "
             "bad = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parent.parent)
+                         cwd=REPO)
     assert res.returncode == 0, res.stdout + res.stderr

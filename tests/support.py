@@ -1,4 +1,5 @@
-"""Helpers for the operations tests (faults, signals, secrets, crash safety): a stand-in
+"""Helpers that tests import: a real daemon wired to the sandbox (``make_daemon``,
+``run_until_recorded``), and for the operations tests (faults, signals, secrets, crash safety) a stand-in
 classifier, a fast in-process daemon against the sandbox, a systemd notify socket, and a
 config file for a ``modbot run`` subprocess. No mocks: real HTTP on 127.0.0.1, real praw,
 real SQLite; only the CNN is replaced (it is not what these tests are about)."""
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data"
 CREDENTIAL_KEYS = ("client_id", "client_secret", "username", "password")
 
 
@@ -51,7 +54,7 @@ def fast_daemon(server, workdir: Path, *, classifier=None, budget=None, act: boo
                 notifier=None, **sections: dict[str, Any]):
     """An in-process Daemon: praw → sandbox with a fast budget, SQLite in ``workdir``."""
     from modbot.daemon import Daemon
-    from modbot.demo import demo_config
+    from modbot.sandbox.demo import demo_config
     from modbot.stream import make_reddit
 
     config = demo_config(server.url, workdir, act=act)
@@ -200,3 +203,32 @@ def modbot_run_cmd(config: Path, *extra: str) -> list[str]:
     """The command line of the daemon subprocess."""
     return [sys.executable, "-m", "modbot.cli", "--config", str(config), "run", "--json-logs",
             *extra]
+
+
+def make_daemon(server, workdir: Path, classifier, *, act: bool = False, **sections):
+    """A real Daemon: praw → sandbox, SQLite file in ``workdir``, the given classifier."""
+    from modbot.daemon import Daemon
+    from modbot.sandbox.demo import demo_config
+    from modbot.stream import make_reddit
+
+    config = demo_config(server.url, workdir, act=act)
+    if sections:
+        config = config.replace(**sections)
+    creds = {k: v for k, v in server.praw_kwargs().items()
+             if k in ("client_id", "client_secret", "username", "password")}
+    return Daemon(config, reddit=make_reddit(config, **creds), classifier=classifier)
+
+
+def run_until_recorded(daemon, server, *, timeout_s: float = 120.0, extra=None):
+    """Run ``daemon`` until every released post has a final (or retry) status."""
+    deadline = time.monotonic() + timeout_s
+    stop = threading.Event()
+
+    def until():
+        if time.monotonic() > deadline:
+            raise TimeoutError("daemon did not record every released post in time")
+        rows = {r[0] for r in daemon.store.db.execute(
+            "SELECT fullname FROM submissions WHERE status IN ('done','skipped','failed','retry')")}
+        return set(server.released) <= rows and (extra is None or extra())
+
+    return daemon.run(stop=stop, until=until)

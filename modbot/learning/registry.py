@@ -35,7 +35,7 @@ from modbot.classify import read_labels
 from modbot.errors import InputError, ModelError
 from modbot.fsutil import fsync_dir
 from modbot.fsutil import write_atomic as _write_atomic
-from modbot.labels import write_transaction
+from modbot.learning.labels import write_transaction
 
 POINTER = "CHAMPION"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -168,7 +168,7 @@ def rollback(registry: ModelRegistry, version: str, *, db: Database | None = Non
     The version's directory must exist and its ``labels.json`` be valid (``InputError`` /
     ``ModelError`` otherwise). A running daemon notices the new pointer within
     ``[learning] watch_interval_s`` seconds and swaps the model in (see
-    :class:`modbot.retrain.RetrainScheduler`).
+    :class:`modbot.learning.retrain.RetrainScheduler`).
     """
     if not registry.has(version):
         raise InputError(f"no model version {version} in {registry.root}; "
