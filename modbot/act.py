@@ -8,8 +8,8 @@ Order of operations for each action kind (``report``, ``comment``):
 2. call Reddit (only for ``intent``).
 3. record the outcome: ``sent`` (with the comment's fullname), ``failed`` (Reddit refused),
    or ``unknown`` when the request may have been applied but no answer came (a timeout or 5xx:
-   :class:`~modbot.ratelimit.AmbiguousWriteError`, never resent). When the daemon is stopping
-   and the API budget would make the request wait (:class:`~modbot.ratelimit.ShuttingDown`),
+   :class:`~modbot.errors.AmbiguousWriteError`, never resent). When the daemon is stopping
+   and the API budget would make the request wait (:class:`~modbot.errors.ShuttingDown`),
    nothing was sent: the claim is removed and the outcome is ``abandoned`` (the submission is
    processed again on the next start). A 429 (``TooManyRequests``: refused, not applied) also
    removes the claim, with outcome ``deferred``: the pipeline retries the submission later.
@@ -30,7 +30,7 @@ import structlog
 
 from modbot.config import ActionsConfig
 from modbot.domain import Post, Verdict, VerdictKind
-from modbot.ratelimit import AmbiguousWriteError, ShuttingDown
+from modbot.errors import AmbiguousWriteError, ShuttingDown
 from modbot.record import Store
 
 #: Reddit's limit on a report reason, in characters.

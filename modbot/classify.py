@@ -32,16 +32,13 @@ Both apply the calibration temperature of ``labels.json`` (:func:`apply_temperat
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -49,6 +46,9 @@ from PIL import Image
 from modbot.decode import to_rgb
 from modbot.domain import MEDIA, Prediction
 from modbot.errors import ModelError
+
+if TYPE_CHECKING:  # the Keras fallback is imported lazily by load_classifier (it needs TensorFlow)
+    from modbot.ml.keras_classifier import KerasClassifier
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"
@@ -59,13 +59,10 @@ CARD_FILE = "MODEL_CARD.md"
 MAX_BATCH = 32
 
 #: Tolerance on the sum of the model's output probabilities checked at load time.
-_SUM_TOLERANCE = 1e-3
+SUM_TOLERANCE = 1e-3
 #: The same for a full-integer (int8) export, whose softmax output is quantised in steps of
 #: 1/256: its four probabilities may sum to 1 ± a few steps.
-_SUM_TOLERANCE_INT8 = 4 / 256
-
-_tf_module: Any = None
-
+SUM_TOLERANCE_INT8 = 4 / 256
 
 @runtime_checkable
 class Classifier(Protocol):
@@ -81,72 +78,6 @@ class Classifier(Protocol):
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
         """One :class:`~modbot.domain.Prediction` per image, in order."""
         ...
-
-
-def load_tensorflow(threads: int | None = None) -> Any:
-    """Import TensorFlow once, quietly, with a thread budget; return the ``tensorflow`` module.
-
-    Sets (unless already set) ``TF_CPP_MIN_LOG_LEVEL=2`` (C++ info/warnings off) and
-    ``KERAS_BACKEND=tensorflow``. TensorFlow 2.21 prints a oneDNN notice before its log
-    level applies; it is filtered out of the import's stderr (other lines pass through).
-    oneDNN stays on: measured here it makes training 2× and inference 1.5× faster. ``threads``
-    (default: the CPUs this process may use) becomes TensorFlow's intra-op pool size, with
-    one inter-op thread: the model is a chain of layers, so inter-op parallelism buys nothing
-    and would oversubscribe a small machine. The pool sizes can only be set before
-    TensorFlow starts its runtime; if someone started it earlier, theirs stay.
-    """
-    global _tf_module
-    if _tf_module is not None:
-        return _tf_module
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    with _quiet_stderr():
-        import tensorflow as tf
-
-    if threads is None:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            threads = os.cpu_count() or 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(max(1, int(threads)))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # runtime already initialised by another user of TensorFlow in this process
-    _tf_module = tf
-    return tf
-
-
-#: Start-up lines TensorFlow writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says.
-_IMPORT_NOISE = ("oneDNN custom operations are on", "All log messages before absl::InitializeLog()")
-
-
-@contextlib.contextmanager
-def _quiet_stderr(noise: Sequence[str] = _IMPORT_NOISE) -> Iterator[None]:
-    """Capture file descriptor 2 (while importing TensorFlow, or building a LiteRT
-    interpreter); re-emit all lines but those containing one of ``noise``."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (e.g. embedded interpreter): do nothing
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [
-                line
-                for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-                if not any(n in line for n in noise)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
 
 
 def shipped_model_dir() -> Path:
@@ -262,132 +193,6 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class KerasClassifier:
-    """A :class:`Classifier` serving a Keras 3 model directory (see the module docstring).
-
-    Build it with :meth:`load`. ``labels`` (canonical media, output order), ``version`` and
-    ``input_size`` (``(H, W)`` pixels) come from ``labels.json``; ``model_dir`` is where it was
-    loaded from. Thread-safe for concurrent :meth:`predict` calls (TensorFlow functions are).
-    """
-
-    labels: tuple[str, ...]
-    version: str
-
-    def __init__(self, model: Any, serve: Any, meta: dict[str, Any], model_dir: Path) -> None:
-        """Use :meth:`load`; this wires an already validated model and its serving function."""
-        self._model = model
-        self._serve = serve
-        self.labels = meta["labels"]
-        self.version = meta["version"]
-        self.input_size: tuple[int, int] = meta["input_size"]
-        self.model_dir = model_dir
-        self.meta = meta
-
-    @classmethod
-    def load(cls, model_dir: str | os.PathLike[str] | None = None, *, threads: int | None = None) -> KerasClassifier:
-        """Load and check a model directory; ``None`` loads the shipped model.
-
-        Checks that ``labels.json`` is valid (:func:`read_labels`), that ``model.keras`` loads,
-        that its input is ``(None, H, W, 3)`` with ``(H, W) == input_size``, that it has one
-        output unit per label, and that its output on a blank image is a probability
-        distribution (non-negative, sums to 1: the last layer must be a softmax). Then traces
-        the serving function once. ``threads`` is passed to :func:`load_tensorflow`.
-
-        Raises ``ModelError`` with the reason when any of this fails.
-        """
-        path = Path(model_dir) if model_dir is not None else shipped_model_dir()
-        if not path.is_dir():
-            raise ModelError(f"model directory not found: {path}")
-        meta = read_labels(path)
-        model_file = path / MODEL_FILE
-        if not model_file.is_file():
-            raise ModelError(f"model directory {path} has no {MODEL_FILE}")
-        tf = load_tensorflow(threads)
-        import keras
-
-        from modbot.ml.backbones import register_augmentation_layers
-
-        register_augmentation_layers()  # training-only layers a saved model may contain
-        try:
-            model = keras.models.load_model(model_file, compile=False)
-        except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
-            raise ModelError(f"cannot load {model_file}: {exc}") from exc
-        h, w = meta["input_size"]
-        in_shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-        if in_shape is None or in_shape[1:] != (h, w, 3):
-            raise ModelError(
-                f"{model_file}: input shape {model.input_shape} does not match "
-                f"labels.json input_size {[h, w]} (expected (None, {h}, {w}, 3))"
-            )
-        out_shape = model.output_shape
-        if isinstance(out_shape, list) or len(out_shape) != 2 or out_shape[-1] != len(meta["labels"]):
-            raise ModelError(
-                f"{model_file}: output shape {out_shape} does not match the "
-                f"{len(meta['labels'])} labels of labels.json {list(meta['labels'])}"
-            )
-
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8)])
-        def serve(x: Any) -> Any:
-            return model(tf.cast(x, tf.float32), training=False)
-
-        probe = np.asarray(serve(np.full((1, h, w, 3), 127, dtype=np.uint8)))
-        if probe.min() < -1e-6 or abs(float(probe.sum()) - 1.0) > _SUM_TOLERANCE:
-            raise ModelError(
-                f"{model_file}: output is not a probability distribution (sum {probe.sum():.4f}); "
-                "the last layer must be a softmax"
-            )
-        return cls(model, serve, meta, path)
-
-    def predict_proba(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Probabilities as a ``float64`` array of shape ``(N, len(labels))``, rows summing to 1.
-
-        Images are preprocessed (:func:`preprocess`) and run in batches of up to
-        :data:`MAX_BATCH`. Raises ``TypeError`` for a non-image.
-        """
-        return self.predict_batch(preprocess(images, self.input_size))
-
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for an already preprocessed batch.
-
-        ``batch`` is ``uint8`` of shape ``(N, H, W, 3)`` with ``(H, W) == input_size`` (as
-        :func:`preprocess` makes it). Returns ``float64`` ``(N, len(labels))``, rows summing
-        to 1. Raises ``ValueError`` for a wrong shape or dtype.
-        """
-        h, w = self.input_size
-        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (h, w, 3):
-            raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
-        if len(batch) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float64)
-        chunks = [
-            np.asarray(self._serve(batch[i : i + MAX_BATCH]), dtype=np.float64)
-            for i in range(0, len(batch), MAX_BATCH)
-        ]
-        probs = np.clip(np.concatenate(chunks), 0.0, None)
-        return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
-
-    @property
-    def temperature(self) -> float:
-        """The calibration temperature from ``labels.json`` (1.0 when it has none)."""
-        return float(self.meta.get("temperature", 1.0))
-
-    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
-        """One :class:`~modbot.domain.Prediction` per image, in order (all images in one batch).
-
-        Pass all images of a gallery in one call. ``probabilities`` maps every label to a
-        Python ``float``; each mapping sums to 1 (up to float rounding).
-        """
-        return [
-            Prediction(
-                probabilities={label: float(p) for label, p in zip(self.labels, row)},
-                model_version=self.version,
-            )
-            for row in self.predict_proba(images)
-        ]
-
-    def __repr__(self) -> str:
-        return f"KerasClassifier(version={self.version!r}, labels={self.labels}, model_dir={str(self.model_dir)!r})"
-
-
 # --------------------------------------------------------------------------------------------
 # LiteRT serving (no TensorFlow in the process)
 
@@ -497,12 +302,15 @@ class LiteRTClassifier:
         elif not (path / TFLITE_FILE).is_file():
             raise ModelError(f"model directory {path} has no {TFLITE_FILE}")
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert.interpreter import Interpreter  # optional dependency
         except ImportError as exc:
             raise ModelError("LiteRT serving needs the package ai-edge-litert") from exc
+        # Not at the top: this module must not import the ML wing when it is imported
+        # (modbot.ml.tf itself is light and imports no TensorFlow).
+        from modbot.ml.tf import quiet_stderr
         threads = max(1, int(threads or _cpu_count()))
         try:
-            with _quiet_stderr(_LITERT_NOISE):
+            with quiet_stderr(_LITERT_NOISE):
                 interpreter = Interpreter(model_path=str(path / TFLITE_FILE), num_threads=threads)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -517,7 +325,7 @@ class LiteRTClassifier:
         clf = cls(interpreter, meta, path, threads, batch)
         probe = clf._run(np.full((1, h, w, 3), 127, dtype=np.uint8))
         int8 = any(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
-        tolerance = _SUM_TOLERANCE_INT8 if int8 else _SUM_TOLERANCE
+        tolerance = SUM_TOLERANCE_INT8 if int8 else SUM_TOLERANCE
         if probe.min() < -1e-6 or abs(float(probe.sum()) - 1.0) > tolerance:
             raise ModelError(f"{TFLITE_FILE}: output is not a probability distribution (sum {probe.sum():.4f})")
         return clf
@@ -584,19 +392,30 @@ def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend:
     if backend not in ("auto", "litert", "keras"):
         raise ValueError(f"backend must be auto, litert or keras, not {backend!r}")
     path = Path(model_dir) if model_dir is not None else shipped_model_dir()
-    if backend == "keras":
-        return KerasClassifier.load(path, threads=threads)
     if backend == "litert":
         return LiteRTClassifier.load(path, threads=threads)
-    if path.is_dir() and (path / TFLITE_FILE).is_file():
-        try:
-            import ai_edge_litert  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            reason = tflite_check_status(path)
-            if reason is None:
-                return LiteRTClassifier.load(path, threads=threads)
-            logging.getLogger("modbot.classify").warning(
-                "not serving %s with LiteRT (%s); loading the Keras model", path / TFLITE_FILE, reason)
+    if backend == "auto" and path.is_dir() and (path / TFLITE_FILE).is_file():
+        lite = _checked_litert(path, threads)
+        if lite is not None:
+            return lite
+    # Imported here, not at the top: it imports TensorFlow when it loads a model, and the
+    # served path (LiteRT) must not import the ML wing at all.
+    from modbot.ml.keras_classifier import KerasClassifier
+
     return KerasClassifier.load(path, threads=threads)
+
+
+def _checked_litert(path: Path, threads: int | None) -> LiteRTClassifier | None:
+    """``LiteRTClassifier.load(path)`` when ``ai-edge-litert`` is installed and the export's
+    recorded check holds (:func:`tflite_check_status`); else ``None`` (a stale or failed
+    export is logged as a warning)."""
+    try:
+        import ai_edge_litert  # noqa: F401  (optional dependency: is it installed?)
+    except ImportError:
+        return None
+    reason = tflite_check_status(path)
+    if reason is None:
+        return LiteRTClassifier.load(path, threads=threads)
+    logging.getLogger("modbot.classify").warning(
+        "not serving %s with LiteRT (%s); loading the Keras model", path / TFLITE_FILE, reason)
+    return None

@@ -25,47 +25,69 @@ from typing import Any
 from modbot.errors import ConfigError
 
 
+def default_config_text() -> str:
+    """The packaged ``default_config.toml``: every key, its default and what it means.
+
+    It is the one source of the defaults: the dataclasses below take theirs from it.
+    """
+    return resources.files("modbot").joinpath("default_config.toml").read_text(encoding="utf-8")
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = tomllib.loads(default_config_text())
+
+
+def _default(section: str, key: str) -> Any:
+    """A dataclass field whose default is ``[section] key`` of ``default_config.toml``
+    (lists become tuples, tables dicts, integers given for float keys stay as written)."""
+    value = _DEFAULTS[section][key]
+    if isinstance(value, list):
+        return field(default_factory=lambda: tuple(value))
+    if isinstance(value, dict):
+        return field(default_factory=lambda: dict(value))
+    return field(default=value)
+
+
 @dataclass(frozen=True)
 class RedditConfig:
     """``[reddit]``: which praw site to use, what to watch, and (sandbox only) endpoint URLs."""
 
-    site: str = ""
-    user_agent: str = "python:modbot:0.1.0 (by /u/modbot-operator)"
-    subreddits: str = "Art"
-    oauth_url: str = ""
-    reddit_url: str = ""
-    short_url: str = ""
-    request_timeout: float = 16.0
-    poll_interval: float = 10.0
-    requests_per_minute: int = 90
+    site: str = _default("reddit", "site")
+    user_agent: str = _default("reddit", "user_agent")
+    subreddits: str = _default("reddit", "subreddits")
+    oauth_url: str = _default("reddit", "oauth_url")
+    reddit_url: str = _default("reddit", "reddit_url")
+    short_url: str = _default("reddit", "short_url")
+    request_timeout: float = _default("reddit", "request_timeout")
+    poll_interval: float = _default("reddit", "poll_interval")
+    requests_per_minute: int = _default("reddit", "requests_per_minute")
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     """``[storage]``: where the database, image cache and model live (paths)."""
 
-    database: str = "modbot.db"
-    image_cache: str = "cache/images"
-    model_dir: str = ""
+    database: str = _default("storage", "database")
+    image_cache: str = _default("storage", "image_cache")
+    model_dir: str = _default("storage", "model_dir")
 
 
 @dataclass(frozen=True)
 class ImagesConfig:
     """``[images]``: download limits (bytes, seconds) and hosts exempt from the address guard."""
 
-    max_bytes: int = 20_000_000
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    max_images_per_post: int = 20
-    allow_hosts: tuple[str, ...] = ()
+    max_bytes: int = _default("images", "max_bytes")
+    connect_timeout: float = _default("images", "connect_timeout")
+    read_timeout: float = _default("images", "read_timeout")
+    max_images_per_post: int = _default("images", "max_images_per_post")
+    allow_hosts: tuple[str, ...] = _default("images", "allow_hosts")
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     """``[judge]``: confidence thresholds (probability, 0–1) below which a verdict is uncertain."""
 
-    default_threshold: float = 0.6
-    thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = _default("judge", "default_threshold")
+    thresholds: dict[str, float] = _default("judge", "thresholds")
 
     def threshold_for(self, medium: str) -> float:
         """The threshold for ``medium``: its own entry, else ``default_threshold``."""
@@ -76,31 +98,30 @@ class JudgeConfig:
 class ActionsConfig:
     """``[actions]``: what to do on a mismatch. Both off = dry-run (intent recorded only)."""
 
-    report: bool = False
-    comment: bool = False
-    report_template: str = "modbot: looks like {predicted} ({confidence:.0%}), stated {stated}"
-    comment_template: str = (
-        "Hi! modbot's image classifier thinks this artwork looks like **{predicted}** "
-        "({confidence:.0%} confident), but the post states **{stated}**.\n\n"
-        "If the stated medium is right, no action is needed: a moderator will review this. "
-        "To contest, reply to this comment or message the moderators.\n\n"
-        "^(I am a bot; model {model_version}.)"
-    )
+    report: bool = _default("actions", "report")
+    comment: bool = _default("actions", "comment")
+    report_template: str = _default("actions", "report_template")
+    comment_template: str = _default("actions", "comment_template")
 
 
 @dataclass(frozen=True)
 class MediumConfig:
     """``[medium]``: extra vocabulary terms (lower-case phrase → canonical medium)."""
 
-    vocabulary: dict[str, str] = field(default_factory=dict)
+    vocabulary: dict[str, str] = _default("medium", "vocabulary")
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
     """``[daemon]``: retries of submissions whose images failed retryably (seconds, count)."""
 
-    retry_base_s: float = 60.0
-    max_attempts: int = 4
+    retry_base_s: float = _default("daemon", "retry_base_s")
+    max_attempts: int = _default("daemon", "max_attempts")
+
+    def next_attempt_at(self, attempt: int, now: float) -> float:
+        """When a submission whose attempt number ``attempt`` (1-based) failed retryably is
+        tried again: ``now + retry_base_s · 2^(attempt-1)`` (unix seconds)."""
+        return now + self.retry_base_s * 2 ** (max(1, attempt) - 1)
 
 
 @dataclass(frozen=True)
@@ -108,30 +129,30 @@ class LearningConfig:
     """``[learning]``: which media count as labels, the retraining schedule, the training
     settings of challengers and the promotion gates (see ``modbot.learning.retrain``)."""
 
-    enabled: bool = False
-    cron: str = "30 4 * * *"
-    interval_s: float = 0.0
-    misfire_grace_s: float = 3600.0
-    watch_interval_s: float = 30.0
-    models_dir: str = "models"
-    stated_labels: str = "agreed"
-    trusted_media: tuple[str, ...] = ()
-    collected_labels: bool = True
-    eval_fraction: float = 0.2
-    min_train_labels: int = 40
-    min_eval_labels: int = 20
-    new_medium_min_labels: int = 50
-    margin: float = 0.02
-    recall_floor: float = 0.5
-    recall_floors: dict[str, float] = field(default_factory=dict)
-    arch: str = ""
-    image_size: int = 0
-    epochs: int = 0
-    batch_size: int = 32
-    seed: int = 0
-    threads: int = 1
-    nice: int = 10
-    timeout_s: float = 3600.0
+    enabled: bool = _default("learning", "enabled")
+    cron: str = _default("learning", "cron")
+    interval_s: float = _default("learning", "interval_s")
+    misfire_grace_s: float = _default("learning", "misfire_grace_s")
+    watch_interval_s: float = _default("learning", "watch_interval_s")
+    models_dir: str = _default("learning", "models_dir")
+    stated_labels: str = _default("learning", "stated_labels")
+    trusted_media: tuple[str, ...] = _default("learning", "trusted_media")
+    collected_labels: bool = _default("learning", "collected_labels")
+    eval_fraction: float = _default("learning", "eval_fraction")
+    min_train_labels: int = _default("learning", "min_train_labels")
+    min_eval_labels: int = _default("learning", "min_eval_labels")
+    new_medium_min_labels: int = _default("learning", "new_medium_min_labels")
+    margin: float = _default("learning", "margin")
+    recall_floor: float = _default("learning", "recall_floor")
+    recall_floors: dict[str, float] = _default("learning", "recall_floors")
+    arch: str = _default("learning", "arch")
+    image_size: int = _default("learning", "image_size")
+    epochs: int = _default("learning", "epochs")
+    batch_size: int = _default("learning", "batch_size")
+    seed: int = _default("learning", "seed")
+    threads: int = _default("learning", "threads")
+    nice: int = _default("learning", "nice")
+    timeout_s: float = _default("learning", "timeout_s")
 
     def floor_for(self, medium: str) -> float:
         """The recall floor of ``medium``: its own ``recall_floors`` entry, else ``recall_floor``."""
@@ -158,11 +179,6 @@ class Config:
         Raises ``ConfigError`` for an unknown section or key.
         """
         return _apply(self, sections, origin="override")
-
-
-def default_config_text() -> str:
-    """The packaged ``default_config.toml``: every key, its default and what it means."""
-    return resources.files("modbot").joinpath("default_config.toml").read_text(encoding="utf-8")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:

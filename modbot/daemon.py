@@ -8,7 +8,6 @@ settles what a previous run left unfinished, and retries retryable failures with
 from __future__ import annotations
 
 import dataclasses
-
 import threading
 import time
 import traceback
@@ -20,7 +19,7 @@ import structlog
 
 from modbot.act import Actor
 from modbot.config import Config
-from modbot.domain import Post, Prediction
+from modbot.domain import FetchedImage, Post, Prediction, Resolution, StatedMedium, Verdict
 from modbot.errors import ImageError, ModbotError
 from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
@@ -32,14 +31,6 @@ from modbot.record import Store
 from modbot.stream import budget_of, post_from_data, stream_posts
 
 log = structlog.get_logger("modbot.daemon")
-
-#: Default of ``[daemon] max_attempts``: a submission whose images failed retryably (or that
-#: hit an internal error) is tried at most this many times in all.
-MAX_ATTEMPTS = 4
-#: Default of ``[daemon] retry_base_s``: first retry delay in seconds; doubles with each
-#: attempt (60 s, 120 s, 240 s).
-RETRY_BASE_S = 60.0
-
 
 def failure_reason(exc: ImageError) -> str:
     """The submission-level reason for an image error: its ``reason`` code, plus the HTTP
@@ -101,99 +92,125 @@ class Pipeline:
         ``[daemon] retry_base_s · 2^(attempt-1)`` seconds later, at most ``[daemon]
         max_attempts`` attempts in all; actions already sent are never repeated.
         """
-        started = time.monotonic()
         stated = stated_medium(post.title, post.link_flair_text, vocabulary=self.vocabulary)
-        attempt = self.store.begin(post, stated)
-        facts: dict[str, Any] = {
-            "fullname": post.fullname, "subreddit": post.subreddit, "attempt": attempt,
-            "stated": stated.medium, "stated_source": stated.source,
-        }
-
-        def done(status: str, **more: Any) -> str:
-            facts.update(more)
-            facts["status"] = status
-            facts["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-            log.info("submission", **facts)
-            return status
-
-        def abandon() -> str:
-            self.store.finish(post.fullname, "abandoned", reason="shutdown")
-            return done("abandoned", reason="shutdown")
-
-        def retry_later(reason: str) -> str:
-            when = time.time() + self.config.daemon.retry_base_s * 2 ** (attempt - 1)
-            self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
-            return done("retry", reason=reason, retry_in_s=round(when - time.time(), 1))
-
-        may_retry = attempt < self.config.daemon.max_attempts
+        run = _PostRun(self, post, stated)
 
         # images: resolve
         resolution = resolve_images(post.data, max_images=self.config.images.max_images_per_post)
         if resolution.skip_reason:
-            self.store.finish(post.fullname, "skipped", reason=resolution.skip_reason)
-            return done("skipped", reason=resolution.skip_reason)
+            return run.finish("skipped", resolution.skip_reason)
 
         # images: fetch
-        fetched, image_ids, errors = [], [], []
-        for position, ref in enumerate(resolution.images):
-            self.heartbeat()
-            if self.stop.is_set():
-                return abandon()
-            try:
-                image = self.fetcher.fetch(ref)
-            except ImageError as exc:
-                if self.stop.is_set():  # the download was cut short by the shutdown
-                    return abandon()
-                errors.append(exc)
-                self.store.record_image(post.fullname, position, ref, status=exc.reason,
-                                        error=str(exc)[:500])
-                continue
-            fetched.append(image)
-            image_ids.append(self.store.record_image(post.fullname, position, ref, fetched=image))
-        facts["n_images"] = len(fetched)
-        if not fetched:
+        fetched = self._fetch(run, resolution)
+        if fetched is None:
+            return run.abandon()
+        images, image_ids, errors = fetched
+        run.facts["n_images"] = len(images)
+        if not images:
             reason = failure_reason(errors[0]) if errors else "no_image"
-            if any(e.retryable for e in errors) and may_retry:
-                return retry_later(reason)
-            self.store.finish(post.fullname, "failed", reason=reason)
-            return done("failed", reason=reason)
-
+            if any(e.retryable for e in errors) and run.may_retry:
+                return run.retry_later(reason)
+            return run.finish("failed", reason)
         self.heartbeat()
         if self.stop.is_set():
-            return abandon()
+            return run.abandon()
 
         # classify (one model for all images of the post, even if a promotion swaps it now)
-        predictions = self.classifier.predict([f.rgb for f in fetched])
+        predictions = self.classifier.predict([f.rgb for f in images])
         model_version = predictions[0].model_version
         self.store.record_predictions(post.fullname, image_ids, predictions)
 
         # judge
         verdict = judge(stated.medium, predictions, threshold_for=self.config.judge.threshold_for)
         self.store.record_verdict(post.fullname, verdict, model_version=model_version,
-                                  n_images=len(fetched))
-        facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,
-                     confidence=None if verdict.confidence is None else round(verdict.confidence, 3),
-                     model_version=model_version)
+                                  n_images=len(images))
+        run.facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,
+                         confidence=None if verdict.confidence is None else round(verdict.confidence, 3),
+                         model_version=model_version)
 
         # act
         self.heartbeat()
-        outcomes = self.actor.act(post, verdict, model_version)
-        if outcomes:
-            facts["actions"] = {o.kind: o.status for o in outcomes}
-            if any(o.status == "abandoned" for o in outcomes):
-                return abandon()
-            deferred = [o for o in outcomes if o.status == "deferred"]  # 429 on an action
-            if deferred and may_retry:
-                return retry_later(f"action_deferred: {deferred[0].detail}")
+        return self._act(run, verdict, model_version, errors, len(resolution.images))
 
+    def _fetch(self, run: _PostRun, resolution: Resolution
+               ) -> tuple[list[FetchedImage], list[int], list[ImageError]] | None:
+        """Download every resolved image, recording each (fetched or with its error reason).
+
+        Returns ``(images, image_row_ids, errors)``, or None when ``stop`` was set (SIGTERM).
+        """
+        images, image_ids, errors = [], [], []
+        fullname = run.post.fullname
+        for position, ref in enumerate(resolution.images):
+            self.heartbeat()
+            if self.stop.is_set():
+                return None
+            try:
+                image = self.fetcher.fetch(ref)
+            except ImageError as exc:
+                if self.stop.is_set():  # the download was cut short by the shutdown
+                    return None
+                errors.append(exc)
+                self.store.record_image(fullname, position, ref, status=exc.reason, error=str(exc)[:500])
+                continue
+            images.append(image)
+            image_ids.append(self.store.record_image(fullname, position, ref, fetched=image))
+        return images, image_ids, errors
+
+    def _act(self, run: _PostRun, verdict: Verdict, model_version: str,
+             errors: list[ImageError], n_resolved: int) -> str:
+        """Act on the verdict (at most once per kind) and finish the submission."""
+        outcomes = self.actor.act(run.post, verdict, model_version)
+        if outcomes:
+            run.facts["actions"] = {o.kind: o.status for o in outcomes}
+            if any(o.status == "abandoned" for o in outcomes):
+                return run.abandon()
+            deferred = [o for o in outcomes if o.status == "deferred"]  # 429 on an action
+            if deferred and run.may_retry:
+                return run.retry_later(f"action_deferred: {deferred[0].detail}")
         reason = None
         if errors:
-            reason = (f"{len(errors)} of {len(resolution.images)} images failed: "
-                      f"{failure_reason(errors[0])}")
+            reason = f"{len(errors)} of {n_resolved} images failed: {failure_reason(errors[0])}"
         if any(o.status == "deferred" for o in outcomes):
             reason = "action_gave_up: rate limited on every attempt"
-        self.store.finish(post.fullname, "done", reason=reason)
-        return done("done", reason=reason)
+        return run.finish("done", reason)
+
+
+class _PostRun:
+    """One attempt at one submission: its attempt number, the facts of its canonical
+    ``submission`` log line, and the ways it can end (each recorded, then logged once)."""
+
+    def __init__(self, pipeline: Pipeline, post: Post, stated: StatedMedium) -> None:
+        self.started = time.monotonic()
+        self.store, self.daemon_config, self.post = pipeline.store, pipeline.config.daemon, post
+        self.attempt = self.store.begin(post, stated)
+        self.may_retry = self.attempt < self.daemon_config.max_attempts
+        self.facts: dict[str, Any] = {
+            "fullname": post.fullname, "subreddit": post.subreddit, "attempt": self.attempt,
+            "stated": stated.medium, "stated_source": stated.source,
+        }
+
+    def _log(self, status: str, **more: Any) -> str:
+        self.facts.update(more, status=status)
+        self.facts["duration_ms"] = round((time.monotonic() - self.started) * 1000, 1)
+        log.info("submission", **self.facts)
+        return status
+
+    def finish(self, status: str, reason: str | None) -> str:
+        """Record a final status (done, skipped, failed) with its reason."""
+        self.store.finish(self.post.fullname, status, reason=reason)
+        return self._log(status, reason=reason)
+
+    def abandon(self) -> str:
+        """Stopped before the post was finished: processed again on the next start."""
+        self.store.finish(self.post.fullname, "abandoned", reason="shutdown")
+        return self._log("abandoned", reason="shutdown")
+
+    def retry_later(self, reason: str) -> str:
+        """A retryable failure: try again after ``[daemon]``'s backoff."""
+        now = time.time()
+        when = self.daemon_config.next_attempt_at(self.attempt, now)
+        self.store.finish(self.post.fullname, "retry", reason=reason, next_attempt_at=when)
+        return self._log("retry", reason=reason, retry_in_s=round(when - now, 1))
 
 
 @dataclass
@@ -231,14 +248,7 @@ class Daemon:
         self.pipeline = Pipeline(
             config=config,
             store=self.store,
-            fetcher=ImageFetcher(
-                config.storage.image_cache,
-                max_bytes=config.images.max_bytes,
-                connect_timeout=config.images.connect_timeout,
-                read_timeout=config.images.read_timeout,
-                allow_hosts=config.images.allow_hosts,
-                user_agent=config.reddit.user_agent,
-            ),
+            fetcher=ImageFetcher.from_config(config),
             classifier=self.classifier,
             actor=self.actor,
             vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
@@ -262,17 +272,15 @@ class Daemon:
 
     def _record_crash(self, post: Post, exc: Exception) -> str:
         self.stats.errors += 1
-        row = self.store.db.execute(
-            "SELECT attempts FROM submissions WHERE fullname = ?", [post.fullname]).fetchone()
-        daemon = self.config.daemon
-        attempts = row[0] if row else daemon.max_attempts
+        attempts = self.store.attempts_of(post.fullname)
         reason = f"internal_error: {type(exc).__name__}"
         log.error("submission_error", fullname=post.fullname, error_type=type(exc).__name__,
                   error=str(exc)[:300], traceback=traceback.format_exc(limit=8))
-        if row is None:
+        if attempts is None:
             return "failed"
+        daemon = self.config.daemon
         if attempts < daemon.max_attempts:
-            when = time.time() + daemon.retry_base_s * 2 ** (attempts - 1)
+            when = daemon.next_attempt_at(attempts, time.time())
             self.store.finish(post.fullname, "retry", reason=reason, next_attempt_at=when)
             return "retry"
         self.store.finish(post.fullname, "failed", reason=reason)
@@ -307,7 +315,7 @@ class Daemon:
         """Stream and process until ``stop`` is set or ``until()`` is true (checked when idle).
 
         Order: connect ``stop`` to the pipeline, the image fetcher (downloads give up between
-        chunks) and the request budget (waits end; see :class:`modbot.ratelimit.ShuttingDown`);
+        chunks) and the request budget (waits end; see :class:`modbot.errors.ShuttingDown`);
         tell systemd READY; settle the previous run (:meth:`recover`); stream. The watchdog is
         pinged on every stream item, every idle poll, between images and during budget waits.
         ``on_idle`` is called after every poll that brought nothing new (reload requests).
@@ -344,8 +352,7 @@ class Daemon:
                         if until is not None and until():
                             finished = True
                             break
-                    elif self.store.status_of(post.fullname) not in ("done", "skipped", "failed",
-                                                                      "retry"):
+                    elif not self.store.is_settled(post.fullname):
                         self.process_safely(post)
                     # else: already recorded (restart overlap or a duplicate listing item)
                     if stop.is_set() or self._restart_stream:

@@ -7,8 +7,15 @@
   carries a short machine-readable ``reason`` that is stored in the database as-is.
 - ``ModelError``        — the model directory is missing, unreadable or inconsistent.
 - ``StoreError``        — the SQLite database is unusable (e.g. a migration failed).
-- ``RedditError``       — Reddit (or the sandbox) refused or failed a request we needed.
+- ``RedditError``       — Reddit (or the sandbox) answered with something unusable
+  (``MalformedListingError``) or a write's outcome is unknown (``AmbiguousWriteError``).
 - ``InputError``        — input data given to a command is malformed (names the line).
+- ``ShuttingDown``      — not an error: a wait was cut short because the daemon is stopping.
+
+What is *not* here: a caller passing a wrong type or an out-of-range argument to a function is
+a programming error and gets Python's own ``TypeError``/``ValueError``; everything that comes
+from outside the program (a config file, a command's input, Reddit, an image, the database)
+gets one of these classes. Only the CLI turns them into messages and exit codes.
 """
 
 from __future__ import annotations
@@ -101,7 +108,27 @@ class StoreError(ModbotError):
 
 
 class RedditError(ModbotError):
-    """A Reddit API call failed in a way the caller has to handle (e.g. an action)."""
+    """Reddit (or the sandbox) answered in a way the caller has to handle."""
+
+
+class MalformedListingError(RedditError):
+    """A listing from Reddit is not what Reddit documents: the response to ``/r/<sub>/new`` is
+    not a Listing (``{"kind": "Listing", "data": {"children": [...]}}``), or one child is not a
+    usable submission (another kind, no data, an id that is not base-36)."""
+
+
+class AmbiguousWriteError(RedditError):
+    """A write (``POST``) failed in a way that may have been applied by Reddit (timeout,
+    connection error, 5xx), and prawcore tried to send it again: the repeat is refused, so a
+    comment or report is never doubled. The action's outcome is unknown."""
+
+
+class ShuttingDown(ModbotError):  # noqa: N818 - a state, not an error
+    """A request was not sent because the daemon is stopping and it would have had to wait.
+
+    Raised by :meth:`modbot.ratelimit.RequestBudget.acquire`; never wrapped by prawcore (it is
+    not a ``RequestException``), so it reaches the stream or the actor unchanged.
+    """
 
 
 class InputError(ModbotError):

@@ -8,8 +8,8 @@ Two halves, used in this order by the pipeline:
 2. :class:`ImageFetcher` downloads one ``ImageRef`` over HTTP(S) with timeouts, a byte cap, an
    address guard on every redirect hop and Pillow validation, stores the original bytes in a
    content-addressed cache and returns a :class:`~modbot.domain.FetchedImage` with the decoded RGB
-   image. :func:`decode_image` and :func:`load_cached` are the decoding half on their own (the
-   retraining job re-reads the cache with :func:`load_cached`).
+   image. Decoding is :mod:`modbot.decode`'s (one decoder, one safety policy), the address
+   guard :mod:`modbot.netguard`'s and the cache :mod:`modbot.imagecache`'s.
 
 The resolution rules follow Reddit data measured in ``../shared/data/reddit-api/`` (praw's
 recorded cassettes; see ``tests/data/reddit-api/README.md``): in a 100-post ``r/popular`` page,
@@ -24,9 +24,6 @@ that the record stage stores as-is and a ``retryable`` flag.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import re
-import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -35,15 +32,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from PIL import Image
 
 from modbot import __version__
-from modbot.fsutil import write_atomic
+from modbot.config import Config
 from modbot.decode import ALLOWED_FORMATS, decode_image
+from modbot.imagecache import cache_path, store_original
+from modbot.netguard import check_url_allowed
 from modbot.domain import FetchedImage, ImageRef, Resolution
 from modbot.errors import (
-    BlockedAddressError,
-    ImageDecodeError,
     ImageError,
     ImageFetchError,
     ImageHTTPStatusError,
@@ -51,19 +47,12 @@ from modbot.errors import (
 )
 
 __all__ = [
-    "ALLOWED_FORMATS",
     "SKIP_GALLERY_UNAVAILABLE",
     "SKIP_NO_IMAGE",
     "SKIP_SELF_POST",
     "SKIP_UNSUPPORTED_HOST",
     "SKIP_VIDEO",
     "ImageFetcher",
-    "cache_path",
-    "check_url_allowed",
-    "decode_image",
-    "find_cached",
-    "is_public_address",
-    "load_cached",
     "resolve_images",
 ]
 
@@ -282,152 +271,6 @@ def resolve_images(data: Mapping[str, Any], *, max_images: int = 20) -> Resoluti
 
 
 # --------------------------------------------------------------------------------------------
-# Address guard
-# --------------------------------------------------------------------------------------------
-
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def is_public_address(address: str | _IPAddress) -> bool:
-    """True when ``address`` (an IPv4/IPv6 literal) is a public unicast address.
-
-    Refused: private, loopback, link-local (incl. 169.254.169.254, the cloud metadata service),
-    multicast, reserved, unspecified, shared (100.64.0.0/10) and any other address the IANA
-    special-purpose registries mark as not globally reachable (``ipaddress``'s ``is_global``).
-    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they map.
-    Raises ``ValueError`` for a string that is not an IP address.
-    """
-    ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
-
-
-def check_url_allowed(url: str, allow_hosts: Iterable[str] = ()) -> None:
-    """Refuse a URL the fetcher must not request; return ``None`` when it may.
-
-    The scheme must be http or https and the URL must name a host; then, unless the host name
-    (case-insensitive, without port) is in ``allow_hosts``, every address
-    :func:`socket.getaddrinfo` resolves it to must pass :func:`is_public_address`.
-
-    Raises :class:`BlockedAddressError` for a refused address, and :class:`ImageFetchError` for a
-    bad scheme or URL (not retryable) or a failed DNS lookup (retryable).
-
-    A guard on resolution leaves a window for DNS rebinding (the HTTP library resolves again);
-    it stops the common case of links and redirects to internal addresses.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        err = ImageFetchError(f"invalid URL: {exc}", url=url)
-        err.retryable = False
-        raise err from exc
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        err = ImageFetchError(f"only http(s) URLs with a host are fetched: {url!r}", url=url)
-        err.retryable = False
-        raise err
-    if host in {h.lower() for h in allow_hosts}:
-        return
-    try:
-        infos = socket.getaddrinfo(
-            host, port or (443 if scheme == "https" else 80), proto=socket.IPPROTO_TCP
-        )
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ImageFetchError(f"cannot resolve {host!r}: {exc}", url=url) from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public_address(address):
-            raise BlockedAddressError(
-                f"{host!r} resolves to non-public address {address}", url=url
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Cache (originals named by sha256)
-# --------------------------------------------------------------------------------------------
-
-#: File extension of the cached original, by Pillow format.
-_EXTENSIONS = {
-    "JPEG": "jpg",
-    "MPO": "jpg",
-    "PNG": "png",
-    "GIF": "gif",
-    "WEBP": "webp",
-    "BMP": "bmp",
-    "AVIF": "avif",
-}
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _check_sha(sha256: str) -> str:
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise ValueError(f"not a lower-case hex sha256 digest: {sha256!r}")
-    return sha256
-
-
-def cache_path(cache_dir: str | Path, sha256: str, fmt: str) -> Path:
-    """Where the original bytes with digest ``sha256`` of Pillow format ``fmt`` are cached.
-
-    Layout ``cache_dir/<first two hex digits>/<sha256>.<ext>`` (ext ``jpg``, ``png``, ``gif``,
-    ``webp``, ``bmp``, ``avif``; ``img`` for anything else), as git stores objects, so no
-    folder holds more than 1/256 of the files. Raises ``ValueError`` for a malformed digest.
-    """
-    _check_sha(sha256)
-    ext = _EXTENSIONS.get(fmt.upper(), "img")
-    return Path(cache_dir) / sha256[:2] / f"{sha256}.{ext}"
-
-
-def find_cached(cache_dir: str | Path, sha256: str) -> Path | None:
-    """The cached file for ``sha256`` (whatever its extension), or ``None``."""
-    folder = Path(cache_dir) / _check_sha(sha256)[:2]
-    for candidate in sorted(folder.glob(f"{sha256}.*")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _store(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
-
-    A crash leaves either no file or the whole file at ``path`` (a stray ``.tmp-*`` file at
-    worst, never a half-written cache entry). An existing file is kept: same name, same bytes.
-    """
-    if path.exists():
-        return
-    write_atomic(path, data)
-
-
-def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:
-    """Re-read and decode a cached original (for retraining): an ``RGB`` ``PIL.Image.Image``.
-
-    The bytes are hashed again and must match ``sha256``. Raises ``FileNotFoundError`` when
-    nothing is cached under that digest, :class:`ImageDecodeError` when the file's digest
-    differs (corrupted on disk), the errors of :func:`decode_image`, and ``ValueError`` for a
-    malformed digest.
-    """
-    path = find_cached(cache_dir, sha256)
-    if path is None:
-        raise FileNotFoundError(f"no cached image {sha256} under {cache_dir}")
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise ImageDecodeError(f"cache file {path} has digest {actual}, expected {sha256}")
-    return decode_image(data)[0]
-
-
-# --------------------------------------------------------------------------------------------
 # Fetch
 # --------------------------------------------------------------------------------------------
 
@@ -491,6 +334,20 @@ class ImageFetcher:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> ImageFetcher:
+        """The fetcher ``config`` describes: ``[storage] image_cache``, ``[images]`` limits
+        (bytes, seconds) and allowed hosts, ``[reddit] user_agent``; ``overrides`` are passed
+        on as keyword arguments (e.g. ``session=``)."""
+        kwargs: dict[str, Any] = {
+            "max_bytes": config.images.max_bytes,
+            "connect_timeout": config.images.connect_timeout,
+            "read_timeout": config.images.read_timeout,
+            "allow_hosts": config.images.allow_hosts,
+            "user_agent": config.reddit.user_agent,
+        }
+        return cls(config.storage.image_cache, **{**kwargs, **overrides})
+
     def fetch(self, ref: ImageRef) -> FetchedImage:
         """Download ``ref.url``, validate and decode it, cache the original bytes.
 
@@ -510,7 +367,7 @@ class ImageFetcher:
             raise
         sha = hashlib.sha256(data).hexdigest()
         path = cache_path(self.cache_dir, sha, fmt)
-        _store(path, data)
+        store_original(path, data)
         return FetchedImage(
             ref=ref,
             sha256=sha,

@@ -47,26 +47,14 @@ import prawcore
 import structlog
 from prawcore.const import ACCESS_TOKEN_PATH
 
+from modbot.errors import AmbiguousWriteError, ShuttingDown
+
 log = structlog.get_logger("modbot.ratelimit")
 
 #: Reddit's documented limit: requests per minute per OAuth client.
 REDDIT_PER_MINUTE = 100
 #: Statuses that mean "try later" (prawcore retries the same set, plus 429 which it does not).
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 522})
-
-
-class ShuttingDown(Exception):  # noqa: N818 - a state, not an error
-    """A request was not sent because the daemon is stopping and it would have had to wait.
-
-    Raised by :meth:`RequestBudget.acquire`; never wrapped by prawcore (it is not a
-    ``RequestException``), so it reaches the stream or the actor unchanged.
-    """
-
-
-class AmbiguousWriteError(Exception):
-    """A write (``POST``) failed in a way that may have been applied by Reddit (timeout,
-    connection error, 5xx), and prawcore tried to send it again: the repeat is refused, so a
-    comment or report is never doubled. The action's outcome is unknown."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

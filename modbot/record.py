@@ -29,8 +29,11 @@ from sqlite_utils import Database
 from modbot.domain import FetchedImage, ImageRef, Post, Prediction, StatedMedium, Verdict
 from modbot.errors import StoreError
 
-#: Final statuses: a submission in one of these is never processed again by the stream.
+#: Final statuses: a submission in one of these is never processed again.
 FINAL_STATUSES = ("done", "skipped", "failed")
+#: Statuses the stream does not process again when it lists the submission once more: the
+#: final ones and ``retry`` (the retry timer brings it back).
+SETTLED_STATUSES = (*FINAL_STATUSES, "retry")
 
 
 def open_database(path: str | Path) -> Database:
@@ -124,6 +127,15 @@ class Store:
     def is_final(self, fullname: str) -> bool:
         """True if the submission needs no more work (done, skipped or failed)."""
         return self.status_of(fullname) in FINAL_STATUSES
+
+    def is_settled(self, fullname: str) -> bool:
+        """True if the stream should not process the submission again (:data:`SETTLED_STATUSES`)."""
+        return self.status_of(fullname) in SETTLED_STATUSES
+
+    def attempts_of(self, fullname: str) -> int | None:
+        """How many times processing of the submission began, or None if it was never seen."""
+        row = self.db.execute("SELECT attempts FROM submissions WHERE fullname = ?", [fullname]).fetchone()
+        return row[0] if row else None
 
     def begin(self, post: Post, stated: StatedMedium, *, now: float | None = None) -> int:
         """Record that processing of ``post`` starts; clears results of an earlier, unfinished try.

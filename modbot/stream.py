@@ -23,8 +23,8 @@ import structlog
 from modbot import redact
 from modbot.config import Config
 from modbot.domain import Post
-from modbot.errors import ConfigError
-from modbot.ratelimit import BudgetedRequestor, RequestBudget, ShuttingDown
+from modbot.errors import ConfigError, MalformedListingError, ShuttingDown
+from modbot.ratelimit import BudgetedRequestor, RequestBudget
 
 log = structlog.get_logger("modbot.stream")
 
@@ -160,11 +160,6 @@ PAGE_LIMIT = 100
 SEEN_MAX = 301
 
 
-class MalformedListingError(ValueError):
-    """The response to ``/r/<sub>/new`` is not a Reddit Listing (``{"kind": "Listing",
-    "data": {"children": [...]}}``)."""
-
-
 def listing_children(payload: Any) -> list[Any]:
     """The ``children`` of a Listing ``payload`` (raw JSON). Raises
     :class:`MalformedListingError` when the envelope is wrong; children are not checked."""
@@ -179,19 +174,41 @@ def listing_children(payload: Any) -> list[Any]:
 
 def post_from_child(child: Any) -> Post:
     """A ``Post`` from one Listing child (``{"kind": "t3", "data": {...}}``). Raises
-    ``ValueError`` for another kind, missing data or an id that is not a non-empty string."""
+    :class:`~modbot.errors.MalformedListingError` for another kind, missing data or an id that
+    is not a non-empty base-36 string."""
     if not isinstance(child, Mapping) or child.get("kind") != "t3":
-        raise ValueError(f"not a submission (kind {getattr(child, 'get', lambda _: None)('kind')!r})")
+        raise MalformedListingError(f"not a submission (kind {getattr(child, 'get', lambda _: None)('kind')!r})")
     data = child.get("data")
     if not isinstance(data, Mapping):
-        raise ValueError("submission without data")
+        raise MalformedListingError("submission without data")
     sid = data.get("id")
     if not isinstance(sid, str) or not sid.isalnum():
-        raise ValueError(f"submission id {sid!r} is not base-36")
+        raise MalformedListingError(f"submission id {sid!r} is not base-36")
     name = data.get("name")
     if name is not None and name != f"t3_{sid}":
-        raise ValueError(f"fullname {name!r} does not match id {sid!r}")
+        raise MalformedListingError(f"fullname {name!r} does not match id {sid!r}")
     return post_from_data(data)
+
+
+def _unseen_posts(children: list[Any], seen: collections.OrderedDict[str, None]) -> list[Post]:
+    """The submissions of one page not yielded before, oldest first; ``seen`` (the last
+    :data:`SEEN_MAX` fullnames) is updated. A malformed child is logged and skipped."""
+    new: list[Post] = []
+    for child in reversed(children):  # Reddit lists newest first
+        try:
+            post = post_from_child(child)
+        except (MalformedListingError, KeyError, TypeError, ValueError) as exc:
+            data = child.get("data") if isinstance(child, Mapping) else None
+            log.error("malformed_submission", error=str(exc)[:200],
+                      fullname=data.get("name") if isinstance(data, Mapping) else None)
+            continue
+        if post.fullname in seen:
+            continue
+        seen[post.fullname] = None
+        if len(seen) > SEEN_MAX:
+            seen.popitem(last=False)
+        new.append(post)
+    return new
 
 
 def stream_posts(
@@ -256,21 +273,7 @@ def stream_posts(
                 return
             continue
         failures = 0
-        new: list[Post] = []
-        for child in reversed(children):  # Reddit lists newest first
-            try:
-                post = post_from_child(child)
-            except (KeyError, TypeError, ValueError) as exc:
-                data = child.get("data") if isinstance(child, Mapping) else None
-                log.error("malformed_submission", error=str(exc)[:200],
-                          fullname=data.get("name") if isinstance(data, Mapping) else None)
-                continue
-            if post.fullname in seen:
-                continue
-            seen[post.fullname] = None
-            if len(seen) > SEEN_MAX:
-                seen.popitem(last=False)
-            new.append(post)
+        new = _unseen_posts(children, seen)
         before = new[-1].fullname if new else None
         for post in new:
             if stop.is_set():

@@ -62,3 +62,26 @@ def test_bad_config_is_a_clear_error(tmp_path, text, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_packaged_toml_is_the_one_source_of_defaults():
+    import dataclasses
+    import tomllib
+
+    from modbot.config import default_config_text
+
+    toml = tomllib.loads(default_config_text())
+    config = Config()
+    sections = {f.name for f in dataclasses.fields(Config) if f.name != "source"}
+    assert set(toml) == sections
+    for section in sections:
+        fields = {f.name for f in dataclasses.fields(getattr(config, section))}
+        assert set(toml[section]) == fields, section
+        for key, value in toml[section].items():
+            got = getattr(getattr(config, section), key)
+            assert (list(got) if isinstance(got, tuple) else got) == value, (section, key)
+
+
+def test_retry_delay_doubles_per_attempt():
+    daemon = Config().replace(daemon={"retry_base_s": 10.0}).daemon
+    assert [daemon.next_attempt_at(a, 100.0) for a in (1, 2, 3)] == [110.0, 120.0, 140.0]

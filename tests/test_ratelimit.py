@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from support import fast_budget, fast_daemon, image_post, run_until
 
-from modbot.ratelimit import RequestBudget, ShuttingDown, parse_retry_after
+from modbot.errors import ShuttingDown
+from modbot.ratelimit import RequestBudget, parse_retry_after
 
 GOOD = (Path(__file__).resolve().parent / "data" / "images" / "rgb.jpg").read_bytes()
 

@@ -1,17 +1,99 @@
-"""The ``modbot`` command line. TensorFlow is imported only by commands that classify or train."""
+"""The ``modbot`` command line: click commands that parse options, call a library function
+and render its result.
+
+Commands defined here: ``demo``, ``run``, ``medium``, ``train``, ``db migrate``, ``config``. The
+others live in their own modules and are imported only when invoked (:class:`ModbotGroup`), so
+``modbot --help`` imports neither TensorFlow nor matplotlib nor the query modules: ``review``
+(:mod:`modbot.cli.review`), ``report`` (:mod:`modbot.cli.report`), ``collect``/``retrain``/
+``models`` (:mod:`modbot.cli.learning`), ``evaluate``/``classify`` (:mod:`modbot.cli.evaluate`).
+TensorFlow is imported only by commands that train (or classify with the Keras backend).
+
+A :class:`~modbot.errors.ModbotError` escaping any command is printed as ``Error: ...`` with
+exit status 1 (:meth:`ModbotGroup.invoke`); ``run`` maps errors to its own exit statuses.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
+from click.utils import make_default_short_help
 
 from modbot import __version__
+from modbot.cli.common import config_path as _config_path
 from modbot.errors import ConfigError, ModbotError
 
 
+class ModbotGroup(click.Group):
+    """The root group: subcommands registered lazily, and modbot errors turned into click errors.
+
+    ``lazy_subcommands`` maps a command name to ``(module, attribute, short help)``; the module
+    is imported by :meth:`get_command` when the command is looked up (run or ``NAME --help``).
+    ``modbot --help`` lists them with the short help given here, without importing anything
+    (a test checks it equals the command's own).
+    """
+
+    def __init__(self, *args, lazy_subcommands: dict[str, tuple[str, str, str]] | None = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_subcommands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy_subcommands:
+            return super().get_command(ctx, cmd_name)
+        module, attr, _ = self.lazy_subcommands[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but lazy commands not yet imported show their registered short help."""
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                rows.append((name, make_default_short_help(self.lazy_subcommands[name][2], limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; a ``ModbotError`` becomes ``click.ClickException`` (exit status 1)."""
+        try:
+            return super().invoke(ctx)
+        except ModbotError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+#: Commands in their own modules: name -> (module, attribute, short help for ``modbot --help``).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "classify": ("modbot.cli.evaluate", "classify_cmd",
+                 "Print per-medium probabilities for each image file or http(s) URL in SOURCES."),
+    "collect": ("modbot.cli.learning", "collect",
+                "Build a labelled dataset balanced by stated medium from a subreddit's history."),
+    "evaluate": ("modbot.cli.evaluate", "evaluate_cmd",
+                 "Score a model on DATA_DIR, a folder-per-medium image tree (images at any depth)."),
+    "models": ("modbot.cli.learning", "models",
+               "List model versions and retraining runs; mark the champion."),
+    "report": ("modbot.cli.report", "report",
+               "Flair accuracy, confusion matrix, flag precision, weekly trends, top authors, actions."),
+    "retrain": ("modbot.cli.learning", "retrain",
+                "Train a challenger on the labels, compare it with the champion, promote it if better."),
+    "review": ("modbot.cli.review", "review",
+               "List flagged submissions (newest first), or review them."),
+}
+
+
 def _load(config_path: str | None):
+    """The configuration, a ``ClickException`` if it is unusable (``run`` gives it exit 78)."""
     from modbot.config import load_config
 
     try:
@@ -20,7 +102,8 @@ def _load(config_path: str | None):
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ModbotGroup, lazy_subcommands=LAZY_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modbot")
 @click.option("--config", "config_path", envvar="MODBOT_CONFIG", type=click.Path(dir_okay=False),
               help="TOML config file (default: $MODBOT_CONFIG, else built-in defaults).")
@@ -196,12 +279,11 @@ def medium(ctx: click.Context) -> None:
     """
     from modbot.medium import Vocabulary, annotate_jsonl
 
-    config = _load(ctx.obj["config_path"])
-    try:
-        vocab = Vocabulary.default().with_terms(config.medium.vocabulary)
-        annotate_jsonl(sys.stdin, sys.stdout, vocabulary=vocab)
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
+    from modbot.config import load_config
+
+    config = load_config(ctx.obj["config_path"])
+    vocab = Vocabulary.default().with_terms(config.medium.vocabulary)
+    annotate_jsonl(sys.stdin, sys.stdout, vocabulary=vocab)
 
 
 @main.command()
@@ -250,7 +332,7 @@ def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None
             raise click.BadParameter(f"not a list of block numbers: {skip_blocks!r}", param_hint="--skip-blocks") from exc
     try:
         metrics = train_model(data_dir, out_dir, **kwargs)
-    except (ModbotError, ValueError) as exc:
+    except ValueError as exc:  # a recipe argument the trainer refuses
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(metrics, indent=2, default=str))
 
@@ -266,14 +348,11 @@ def db() -> None:
 def db_migrate(ctx: click.Context, db_path: str | None) -> None:
     """Create the database or apply pending migrations, then list them."""
     from modbot.migrations import migrations
+    from modbot.queries.db import database_path
     from modbot.record import open_database
 
-    config = _load(ctx.find_root().obj["config_path"])
-    path = db_path or config.storage.database
-    try:
-        database = open_database(path)
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
+    path = database_path(_config_path(ctx), db_path)
+    database = open_database(path)
     for m in migrations.applied(database):
         click.echo(f"applied  {m.name}  {m.applied_at}")
     click.echo(f"{path}: up to date")
@@ -292,30 +371,7 @@ def config_cmd(ctx: click.Context, defaults: bool) -> None:
     if defaults:
         click.echo(default_config_text())
         return
-    config = _load(ctx.obj["config_path"])
+    from modbot.config import load_config
+
+    config = load_config(ctx.obj["config_path"])
     click.echo(json.dumps(dataclasses.asdict(config), indent=2))
-
-
-def _register_tools() -> None:
-    """Attach the commands that live in their own modules (none imports TensorFlow at import)."""
-    from modbot.cli.report import report
-    from modbot.cli.review import review
-
-    main.add_command(review)
-    main.add_command(report)
-    from modbot.cli.learning import COMMANDS as LEARNING_COMMANDS
-
-    for command in LEARNING_COMMANDS:
-        main.add_command(command)
-    try:
-        from modbot.cli.evaluate import classify_cmd, evaluate_cmd
-    except ImportError:  # until the evaluation module lands
-        return
-    main.add_command(evaluate_cmd)
-    main.add_command(classify_cmd)
-
-
-_register_tools()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

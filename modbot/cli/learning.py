@@ -14,20 +14,13 @@ from typing import Any
 
 import click
 
-from modbot.errors import ModbotError
+from modbot.cli.common import config_path, fetcher_from_config
+from modbot.queries.db import config_for_db
 
 
 def _config(ctx: click.Context, db_path: str | None = None) -> Any:
-    from modbot.config import load_config
-
-    root = ctx.find_root()
-    try:
-        config = load_config((root.obj or {}).get("config_path"))
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if db_path:
-        config = config.replace(storage={"database": db_path})
-    return config
+    """The configuration, with ``[storage] database`` replaced by ``--db`` when given."""
+    return config_for_db(config_path(ctx), db_path)
 
 
 def _iso(ts: float | None) -> str:
@@ -89,22 +82,15 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from modbot.learning.collect import DEFAULT_MEDIA, collect as run_collect
-    from modbot.images import ImageFetcher
     from modbot.medium import Vocabulary
     from modbot.record import open_database
     from modbot.stream import make_reddit
 
     config = _config(ctx, db_path)
     targets = tuple(m.strip() for m in media.split(",") if m.strip()) if media else DEFAULT_MEDIA
-    try:
-        reddit = make_reddit(config)
-        db = open_database(config.storage.database)
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
-    im = config.images
-    fetcher = ImageFetcher(config.storage.image_cache, max_bytes=im.max_bytes,
-                           connect_timeout=im.connect_timeout, read_timeout=im.read_timeout,
-                           allow_hosts=im.allow_hosts, user_agent=config.reddit.user_agent)
+    reddit = make_reddit(config)
+    db = open_database(config.storage.database)
+    fetcher = fetcher_from_config(config)
     console = Console(stderr=True)
     bar = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[note]}"), console=console, disable=not progress)
@@ -127,8 +113,6 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
                                  time_filter=time_filter, max_posts=max_posts, fresh=fresh,
                                  vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
                                  on_progress=on_progress)
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         fetcher.close()
         db.conn.close()
@@ -191,20 +175,6 @@ def retrain(ctx: click.Context, db_path: str | None, cutoff: str | None, no_prom
 # --- models ----------------------------------------------------------------------------------
 
 
-def model_rows(db: Any) -> list[dict[str, Any]]:
-    """Every ``models`` row, newest first, JSON columns decoded."""
-    cur = db.execute("SELECT * FROM models ORDER BY id DESC")
-    cols = [c[0] for c in cur.description]
-    rows = []
-    for r in cur.fetchall():
-        row = dict(zip(cols, r, strict=True))
-        for k in ("labels", "data_counts", "champion_metrics", "challenger_metrics", "params"):
-            if row.get(k):
-                row[k] = json.loads(row[k])
-        rows.append(row)
-    return rows
-
-
 @click.group("models", invoke_without_command=True)
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (versions and runs).")
@@ -220,20 +190,19 @@ def models(ctx: click.Context, db_path: str | None, as_json: bool, limit: int) -
     ctx.obj["db_path"] = db_path
     if ctx.invoked_subcommand is not None:
         return
-    from modbot.record import open_database
     from modbot.learning.registry import ModelRegistry
+    from modbot.queries.models import champion_history, model_rows
+    from modbot.record import open_database
 
     config = _config(ctx, db_path)
     registry = ModelRegistry(config.learning.models_dir)
+    champion = registry.champion()
+    db = open_database(config.storage.database)
     try:
-        champion = registry.champion()
-        db = open_database(config.storage.database)
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
-    rows = model_rows(db)[:limit]
-    history = [dict(zip(("version", "event", "at", "by", "note"), r)) for r in db.execute(
-        "SELECT version, event, at, by, note FROM champion_history ORDER BY id DESC LIMIT ?", [limit])]
-    db.conn.close()
+        rows = model_rows(db, limit=limit)
+        history = champion_history(db, limit=limit)
+    finally:
+        db.conn.close()
     versions = registry.versions()
     if as_json:
         click.echo(json.dumps({"champion": champion, "models_dir": str(registry.root),
@@ -278,19 +247,18 @@ def models_rollback(ctx: click.Context, version: str, note: str | None, by: str 
     Atomic: the champion pointer file is replaced in one step. A running daemon swaps the model
     in within [learning] watch_interval_s seconds, without a restart.
     """
-    from modbot.record import open_database
     from modbot.learning.registry import ModelRegistry, rollback
-    from modbot.cli.review import default_moderator
+    from modbot.queries.review import default_moderator
+    from modbot.record import open_database
 
     config = _config(ctx, (ctx.obj or {}).get("db_path"))
     registry = ModelRegistry(config.learning.models_dir)
+    db = open_database(config.storage.database)
     try:
-        db = open_database(config.storage.database)
         previous = registry.champion()
         meta = rollback(registry, version, db=db, by=by or default_moderator(), note=note)
+    finally:
         db.conn.close()
-    except ModbotError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"champion: {previous or '(none)'} -> {meta['version']} "
                f"(labels {', '.join(meta['labels'])}) at {_iso(time.time())}")
 

@@ -1,260 +1,39 @@
 """``modbot review``: moderators go through flagged submissions and record what is true.
 
-A flagged submission has a ``mismatch`` verdict (the model confidently sees another medium than
-the stated one; the only kind actions are taken on) or an ``uncertain`` one. A moderator either
+A moderator **confirms** a flag (the stated medium is wrong; the true medium is the model's
+prediction unless ``--medium`` says otherwise) or **dismisses** it (the stated medium is right).
+The data and the rules are in :mod:`modbot.queries.review`; this module parses options, renders
+(rich tables, JSON) and runs the interactive ``walk``. Decisions are kept with their history;
+the last one is in force. Commands are idempotent.
 
-- **confirms** the flag: the stated medium is wrong; the true medium is the model's prediction
-  unless ``--medium`` says otherwise, or
-- **dismisses** it: the stated medium is right (true medium = stated medium).
-
-Each decision is a new row of the ``reviews`` table (see ``migrations/`` ``m003_reviews``), so
-the history is kept; the last decision recorded for a submission is the one in force (view
-``latest_reviews``), which is what ``modbot report`` counts and what retraining reads as the
-label (view ``review_labels``). Recording exactly the decision already in force again (same
-decision, true medium, moderator and note) adds no row: commands are idempotent.
-
-No TensorFlow here; reads and writes the database with sqlite-utils.
+No TensorFlow here; rich is imported only when something is printed as a table.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shlex
 import subprocess
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import click
 from sqlite_utils import Database
 
-from modbot.domain import MEDIA, UNKNOWN
+from modbot.cli.common import config_path, db_option
+from modbot.domain import MEDIA
 from modbot.errors import InputError
-from modbot.cli.report import iso_utc, open_existing, parse_day, resolve_db_path
-from modbot.record import write_transaction
-
-DECISIONS = ("confirm", "dismiss")
-REDDIT = "https://www.reddit.com"
-
-
-# --- data ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Review:
-    """One recorded decision (a row of ``reviews``). ``created_at`` is Unix seconds (UTC)."""
-
-    id: int
-    submission: str
-    decision: str
-    true_medium: str
-    stated: str | None
-    predicted: str | None
-    confidence: float | None
-    verdict: str | None
-    model_version: str | None
-    moderator: str
-    note: str | None
-    created_at: float
-
-
-def default_moderator(env: dict[str, str] | None = None) -> str:
-    """``$MODBOT_MODERATOR``, else the OS user name (``getpass.getuser``), else ``unknown``."""
-    env = dict(os.environ) if env is None else env
-    name = (env.get("MODBOT_MODERATOR") or "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name on this platform / container without passwd entry
-        return "unknown"
-
-
-def permalink_url(permalink: str | None) -> str | None:
-    """A full URL for ``submissions.permalink`` (Reddit stores it relative: ``/r/Art/...``)."""
-    if not permalink:
-        return None
-    return REDDIT + permalink if permalink.startswith("/") else permalink
-
-
-def short_link(submission_id: str | None) -> str | None:
-    """Reddit's official short link for a submission id: ``https://redd.it/<id>``."""
-    return f"https://redd.it/{submission_id}" if submission_id else None
-
-
-def resolve_fullname(db: Database, ident: str) -> str:
-    """The fullname of a recorded submission given ``t3_abc``, ``abc`` or a permalink/URL.
-
-    Raises ``InputError`` if no such submission is in the database.
-    """
-    text = ident.strip()
-    if "/comments/" in text:
-        text = text.split("/comments/", 1)[1].split("/", 1)[0]
-    candidates = [text] if text.startswith("t3_") else [f"t3_{text}", text]
-    for c in candidates:
-        row = db.execute("SELECT fullname FROM submissions WHERE fullname = ?", [c]).fetchone()
-        if row:
-            return row[0]
-    raise InputError(f"no submission {ident!r} in the database")
-
-
-def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    cur = db.execute(sql, list(params))
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
-def _images(db: Database, fullname: str) -> list[dict[str, Any]]:
-    return _rows(db, "SELECT * FROM images WHERE submission = ? ORDER BY position", [fullname])
-
-
-def flagged(db: Database, *, verdicts: Sequence[str] = ("mismatch",), medium: str | None = None,
-            since: float | None = None, until: float | None = None, state: str = "all",
-            limit: int | None = 50) -> list[dict[str, Any]]:
-    """Flagged submissions, newest post first.
-
-    ``verdicts``: verdict kinds to include (``mismatch``, ``uncertain``); ``medium``: only posts
-    whose stated *or* predicted medium is this; ``since``/``until``: Unix seconds on
-    ``created_utc`` (inclusive/exclusive); ``state``: ``pending`` (no decision yet),
-    ``reviewed`` or ``all``; ``limit``: at most this many (None = all).
-
-    Each dict: fullname, id, subreddit, title, author, permalink (full URL), created_utc,
-    verdict, stated, predicted, confidence (0-1), model_version, n_images, decision,
-    true_medium, moderator, reviewed_at (the decision in force, None when pending) and
-    ``images``: cached file paths of the post's fetched images, in gallery order.
-    """
-    clauses = [f"v.kind IN ({', '.join('?' for _ in verdicts)})"]
-    params: list[Any] = list(verdicts)
-    if medium:
-        clauses.append("(v.stated = ? OR v.predicted = ?)")
-        params += [medium, medium]
-    if since is not None:
-        clauses.append("s.created_utc >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("s.created_utc < ?")
-        params.append(until)
-    if state == "pending":
-        clauses.append("r.id IS NULL")
-    elif state == "reviewed":
-        clauses.append("r.id IS NOT NULL")
-    elif state != "all":
-        raise ValueError(f"state must be pending, reviewed or all, not {state!r}")
-    sql = f"""
-        SELECT s.fullname, s.id, s.subreddit, s.title, s.author, s.permalink, s.created_utc,
-               v.kind AS verdict, v.stated, v.predicted, v.confidence, v.model_version, v.n_images,
-               r.decision, r.true_medium, r.moderator, r.created_at AS reviewed_at
-        FROM verdicts v
-        JOIN submissions s ON s.fullname = v.submission
-        LEFT JOIN latest_reviews r ON r.submission = v.submission
-        WHERE {' AND '.join(clauses)}
-        ORDER BY s.created_utc DESC, s.fullname"""
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    rows = _rows(db, sql, params)
-    for r in rows:
-        r["permalink"] = permalink_url(r["permalink"])
-        r["images"] = [i["path"] for i in _images(db, r["fullname"]) if i["status"] == "ok" and i["path"]]
-    return rows
-
-
-def submission_detail(db: Database, fullname: str) -> dict[str, Any]:
-    """Everything recorded about one submission.
-
-    Keys: ``submission`` (the row, without ``data_json``), ``verdict`` (row or None),
-    ``images`` (rows, each with ``prediction``: None or a dict with predicted, confidence,
-    model_version and ``probabilities`` {medium: probability}), ``actions`` (rows) and
-    ``reviews`` (every decision, oldest first; the last one is in force).
-    Raises ``InputError`` for an unknown fullname.
-    """
-    subs = _rows(db, "SELECT * FROM submissions WHERE fullname = ?", [fullname])
-    if not subs:
-        raise InputError(f"no submission {fullname!r} in the database")
-    sub = subs[0]
-    sub.pop("data_json", None)
-    sub["permalink_url"] = permalink_url(sub["permalink"])
-    verdicts = _rows(db, "SELECT * FROM verdicts WHERE submission = ?", [fullname])
-    preds = {p["image_id"]: p for p in _rows(
-        db, "SELECT * FROM predictions WHERE submission = ? ORDER BY id", [fullname])}
-    images = _images(db, fullname)
-    for im in images:
-        p = preds.get(im["id"])
-        if p is not None:
-            p = {"predicted": p["predicted"], "confidence": p["confidence"],
-                 "model_version": p["model_version"],
-                 "probabilities": json.loads(p["probabilities"]) if p["probabilities"] else {}}
-        im["prediction"] = p
-    actions = _rows(db, "SELECT * FROM actions WHERE submission = ? ORDER BY kind", [fullname])
-    reviews = _rows(db, "SELECT * FROM reviews WHERE submission = ? ORDER BY id", [fullname])
-    return {"submission": sub, "verdict": verdicts[0] if verdicts else None, "images": images,
-            "actions": actions, "reviews": reviews}
-
-
-def latest_review(db: Database, fullname: str) -> Review | None:
-    """The decision in force for the submission, or None if it was never reviewed."""
-    rows = _rows(db, "SELECT * FROM latest_reviews WHERE submission = ?", [fullname])
-    return Review(**rows[0]) if rows else None
-
-
-def record_review(db: Database, fullname: str, decision: str, *, true_medium: str | None = None,
-                  moderator: str | None = None, note: str | None = None,
-                  now: float | None = None) -> tuple[Review, bool]:
-    """Record a moderator's decision on a judged submission; returns (decision in force, created).
-
-    ``decision``: ``confirm`` or ``dismiss``. ``true_medium`` (confirm only): a canonical medium
-    (``MEDIA``); default the verdict's predicted medium. It must differ from the stated medium
-    (that would be a dismissal). A dismissal's true medium is the stated medium, which must
-    then be known. ``moderator`` defaults to :func:`default_moderator`; ``now`` to the current
-    time (Unix seconds). ``created`` is False when the same decision (decision, true medium,
-    moderator, note) was already in force: nothing is written.
-
-    Raises ``InputError`` for an unknown submission, one without a verdict, an unknown decision
-    or medium, or a decision that contradicts itself (see above).
-    """
-    if decision not in DECISIONS:
-        raise InputError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
-    verdicts = _rows(db, "SELECT * FROM verdicts WHERE submission = ?", [fullname])
-    if not verdicts:
-        if db.execute("SELECT 1 FROM submissions WHERE fullname = ?", [fullname]).fetchone():
-            raise InputError(f"{fullname} has no verdict (it was not classified): nothing to review")
-        raise InputError(f"no submission {fullname!r} in the database")
-    v = verdicts[0]
-    stated = v["stated"]
-    if decision == "confirm":
-        medium = true_medium or v["predicted"]
-        if medium is None:
-            raise InputError(f"{fullname}: the model predicted nothing; give the true medium (--medium)")
-        if medium not in MEDIA:
-            raise InputError(f"unknown medium {medium!r} (one of {', '.join(MEDIA)})")
-        if medium == stated:
-            raise InputError(
-                f"{fullname}: the true medium {medium} is the stated medium — that is a dismissal"
-                + ("" if true_medium else " (the model predicted the stated medium; give --medium)"))
-    else:
-        if true_medium is not None and true_medium != stated:
-            raise InputError("a dismissal's true medium is the stated medium; use confirm --medium")
-        if stated is None or stated == UNKNOWN or stated not in MEDIA:
-            raise InputError(f"{fullname}: no medium was stated, so there is nothing to dismiss "
-                             "in favour of; use confirm --medium")
-        medium = stated
-    who = (moderator or "").strip() or default_moderator()
-    note = note.strip() if note and note.strip() else None
-    current = latest_review(db, fullname)
-    if current is not None and (current.decision, current.true_medium, current.moderator,
-                                current.note) == (decision, medium, who, note):
-        return current, False
-    row = {
-        "submission": fullname, "decision": decision, "true_medium": medium, "stated": stated,
-        "predicted": v["predicted"], "confidence": v["confidence"], "verdict": v["kind"],
-        "model_version": v["model_version"], "moderator": who, "note": note,
-        "created_at": time.time() if now is None else now,
-    }
-    with write_transaction(db):
-        new_id = db["reviews"].insert(row).last_pk
-    return Review(id=int(new_id), **row), True
-
+from modbot.queries.db import database_path, open_existing
+from modbot.queries.report import iso_utc, parse_day
+from modbot.queries.review import (
+    default_moderator,
+    flagged,
+    record_review,
+    resolve_fullname,
+    short_link,
+    submission_detail,
+)
 
 # --- rendering ---------------------------------------------------------------------------------
 def _pct(x: float | None) -> str:
@@ -390,14 +169,11 @@ def _console():
 
 
 def _open_db(ctx: click.Context, db_path: str | None) -> Database:
+    """The database of ``--db`` (of the subcommand, else of ``modbot review``), else the
+    configured one; ``StoreError`` when there is none."""
     if not db_path and ctx.parent is not None:
         db_path = ctx.parent.params.get("db_path")
-    return open_existing(resolve_db_path(ctx, db_path))
-
-
-def _db_option(f):
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
-                        help="SQLite database (default: the config's [storage] database).")(f)
+    return open_existing(database_path(config_path(ctx), db_path))
 
 
 def _moderator_option(f):
@@ -429,14 +205,14 @@ def _query(db: Database, verdict: str, medium: str | None, since: str | None, un
     try:
         lo = parse_day(since) if since else None
         hi = parse_day(until, end=True) if until else None
-    except ValueError as exc:
+    except InputError as exc:  # a bad option value: a usage error (exit 2), as click's own
         raise click.BadParameter(str(exc)) from exc
     kinds = ("mismatch", "uncertain") if verdict == "all" else (verdict,)
     return flagged(db, verdicts=kinds, medium=medium, since=lo, until=hi, state=state, limit=limit)
 
 
 @click.group("review", invoke_without_command=True)
-@_db_option
+@db_option
 @_filter_options
 @click.option("--state", type=click.Choice(["pending", "reviewed", "all"]), default="all",
               show_default=True, help="Listing: only undecided, only decided, or every flag.")
@@ -481,7 +257,7 @@ def review(ctx: click.Context, db_path: str | None, verdict: str, medium: str | 
 
 @review.command("show")
 @click.argument("ident", metavar="ID")
-@_db_option
+@db_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people; json (every recorded field) for scripts.")
 @click.pass_context
@@ -493,8 +269,6 @@ def show(ctx: click.Context, ident: str, db_path: str | None, fmt: str) -> None:
     db = _open_db(ctx, db_path)
     try:
         detail = submission_detail(db, resolve_fullname(db, ident))
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
     if fmt == "json":
@@ -510,8 +284,6 @@ def _decide(ctx: click.Context, ident: str, db_path: str | None, decision: str,
         fullname = resolve_fullname(db, ident)
         rev, created = record_review(db, fullname, decision, true_medium=medium,
                                      moderator=moderator, note=note)
-    except InputError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.conn.close()
     word = "confirmed" if decision == "confirm" else "dismissed"
@@ -525,7 +297,7 @@ def _decide(ctx: click.Context, ident: str, db_path: str | None, decision: str,
 
 @review.command("confirm")
 @click.argument("ident", metavar="ID")
-@_db_option
+@db_option
 @click.option("--medium", type=click.Choice(MEDIA),
               help="The true medium (default: the model's prediction).")
 @_moderator_option
@@ -539,7 +311,7 @@ def confirm(ctx: click.Context, ident: str, db_path: str | None, medium: str | N
 
 @review.command("dismiss")
 @click.argument("ident", metavar="ID")
-@_db_option
+@db_option
 @_moderator_option
 @click.option("--note", help="Free text kept with the decision.")
 @click.pass_context
@@ -589,7 +361,7 @@ def _read_key() -> str:
 
 
 @review.command("walk")
-@_db_option
+@db_option
 @_filter_options
 @_moderator_option
 @click.option("--viewer", help="Command that opens an image (the path is appended); "
@@ -662,9 +434,3 @@ def walk(ctx: click.Context, db_path: str | None, verdict: str, medium: str | No
 
 def _summary(counts: dict[str, int]) -> str:
     return "Done: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "."
-
-
-__all__ = [
-    "DECISIONS", "Review", "default_moderator", "flagged", "latest_review", "open_images",
-    "permalink_url", "record_review", "short_link", "resolve_fullname", "review", "submission_detail",
-]

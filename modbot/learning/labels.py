@@ -38,7 +38,7 @@ from sqlite_utils import Database
 
 from modbot.domain import MEDIA, ImageRef
 from modbot.errors import ConfigError, ImageError
-from modbot.images import find_cached
+from modbot.imagecache import find_cached
 from modbot.record import write_transaction  # re-exported: the learning modules use it
 
 

