@@ -25,12 +25,40 @@ def is_public_address(address: str | _IPAddress) -> bool:
     Refused: private, loopback, link-local (incl. 169.254.169.254, the cloud metadata service),
     multicast, reserved, unspecified, shared (100.64.0.0/10) and any other address the IANA
     special-purpose registries mark as not globally reachable (``ipaddress``'s ``is_global``).
-    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they map.
+    IPv6 addresses that carry an IPv4 address are judged by every IPv4 address they carry too:
+    IPv4-mapped (``::ffff:127.0.0.1``), IPv4-compatible (``::127.0.0.1``), NAT64
+    (``64:ff9b::/96``, RFC 6052), 6to4 (``2002::/16``, RFC 3056: ``2002:a9fe:a9fe::1`` embeds
+    169.254.169.254) and Teredo (``2001::/32``, RFC 4380: server and obfuscated client).
     Raises ``ValueError`` for a string that is not an IP address.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    return all(_is_public(a) for a in (ip, *_embedded_ipv4(ip)))
+
+
+def _embedded_ipv4(ip: _IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (see :func:`is_public_address`)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    packed = ip.packed
+    if packed[:12] == bytes(12) and packed[12:] != bytes(4) and int(ip) > 1:  # ::a.b.c.d
+        found.append(ipaddress.IPv4Address(packed[12:]))
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(packed[12:]))
+    return found
+
+
+#: The well-known NAT64 prefix (RFC 6052): ``64:ff9b::a.b.c.d`` reaches a.b.c.d.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _is_public(ip: _IPAddress) -> bool:
     return not (
         ip.is_private
         or ip.is_loopback

@@ -49,3 +49,16 @@ def test_check_url_allowed():
             check_url_allowed(url)
         assert info.value.retryable is False
 
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("2002:a9fe:a9fe::1", False),  # 6to4 carrying 169.254.169.254, the metadata service
+    ("2002:7f00:1::1", False),  # 6to4 carrying 127.0.0.1
+    ("2002:c0a8:101::1", False),  # 6to4 carrying 192.168.1.1
+    ("2002:5db8:d822::1", True),  # 6to4 carrying a public address
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+    ("::127.0.0.1", False),  # IPv4-compatible (deprecated) form
+    ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+])
+def test_ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it(address, public):
+    assert is_public_address(address) is public
