@@ -11,11 +11,10 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from support import NotifySocket, fast_budget, fast_daemon, run_until
+from support import REPO, NotifySocket, fast_budget, fast_daemon, run_until
 
 from modbot.notify import Notifier, sd_notify
 
@@ -114,7 +113,7 @@ def test_budget_wait_keeps_the_watchdog_fed(tmp_path):
         sock.close()
 
 
-SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
+SYSTEMD = REPO / "systemd"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -148,3 +147,20 @@ def test_unit_matches_what_the_daemon_does():
     assert "praw.ini:/etc/modbot/praw.ini" in settings["LoadCredential"]
     assert "XDG_CONFIG_HOME=%d" in settings["Environment"]
     assert settings["ExecStart"][0].split()[1:3] == ["run", "--json-logs"]
+
+
+def test_unit_contains_memory_core_dumps_and_private_networks():
+    """Issue 12: a memory ceiling, no core dumps (they could hold credentials), and the private,
+    loopback and link-local ranges denied at the socket level except the local stub resolver."""
+    settings: dict[str, list[str]] = {}
+    for line in (SYSTEMD / "modbot.service").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    assert settings["LimitCORE"] == ["0"]
+    assert settings["MemoryMax"][0].endswith(("M", "G"))
+    denied = " ".join(settings["IPAddressDeny"]).split()
+    for needed in ("localhost", "link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                   "100.64.0.0/10", "fc00::/7"):
+        assert needed in denied
+    assert settings["IPAddressAllow"] == ["127.0.0.53"]
