@@ -129,24 +129,46 @@ def post_from_data(data: Mapping[str, Any]) -> Post:
     """Build a ``Post`` from a submission's attributes (praw's ``vars(submission)`` or raw JSON).
 
     ``author``/``subreddit`` may be praw objects or strings; a deleted author is ``None``.
+    Whatever the text holds, the fields become storable: lone surrogates (invalid UTF-16 halves
+    that Reddit's JSON can carry) are replaced by ``?``, a link flair that is not a string is
+    ``None``, and a ``created_utc`` that is not a finite time between 1970 and 9999 is ``0.0``.
     Raises ``KeyError`` if ``id`` is missing.
     """
     author = data.get("author")
     subreddit = data.get("subreddit")
-    sid = str(data["id"])
-    permalink = str(data.get("permalink") or f"/comments/{sid}/")
+    sid = _text(data["id"])
+    flair = data.get("link_flair_text")
     return Post(
         id=sid,
-        fullname=str(data.get("name") or f"t3_{sid}"),
-        subreddit=str(subreddit) if subreddit is not None else "",
-        title=str(data.get("title") or ""),
-        author=str(author) if author not in (None, "[deleted]") else None,
-        permalink=permalink,
-        url=str(data.get("url") or ""),
-        created_utc=float(data.get("created_utc") or 0.0),
-        link_flair_text=data.get("link_flair_text"),
+        fullname=_text(data.get("name") or f"t3_{sid}"),
+        subreddit=_text(subreddit) if subreddit is not None else "",
+        title=_text(data.get("title") or ""),
+        author=_text(author) if author not in (None, "[deleted]") else None,
+        permalink=_text(data.get("permalink") or f"/comments/{sid}/"),
+        url=_text(data.get("url") or ""),
+        created_utc=_timestamp(data.get("created_utc")),
+        link_flair_text=_text(flair) if isinstance(flair, str) else None,
         data={k: v for k, v in data.items() if not k.startswith("_")},
     )
+
+
+#: The latest time ``created_utc`` may hold: 9999-12-31T23:59:59Z (Unix seconds).
+_MAX_TIMESTAMP = 253_402_300_799.0
+
+
+def _text(value: Any) -> str:
+    """``str(value)`` with lone surrogates replaced by ``?`` (SQLite and UTF-8 refuse them)."""
+    return str(value).encode("utf-8", "replace").decode("utf-8")
+
+
+def _timestamp(value: Any) -> float:
+    """Unix seconds from Reddit's ``created_utc``; 0.0 when missing, not a number, infinite,
+    negative or past :data:`_MAX_TIMESTAMP`."""
+    try:
+        ts = float(value or 0.0)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return ts if 0.0 <= ts <= _MAX_TIMESTAMP else 0.0
 
 
 def submission_data(submission: Any) -> dict[str, Any]:

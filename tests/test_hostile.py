@@ -1,0 +1,67 @@
+"""Hostile and odd posts (issue 12), each through the real daemon: praw → the sandbox on
+127.0.0.1 → SQLite. Every post must end with a row and a reason; the daemon keeps running."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from support import DATA, all_final, fast_daemon, image_post, run_until, statuses
+
+from modbot.sandbox.server import SandboxServer
+from modbot.stream import post_from_data
+
+GOOD = (DATA / "images" / "rgb.jpg").read_bytes()
+NEW = r"/r/Art/new"
+
+
+def listing(*children: dict) -> str:
+    """A /new page as Reddit sends it, serialised by hand so odd values survive."""
+    return json.dumps({"kind": "Listing", "data": {
+        "after": None, "before": None, "children": [{"kind": "t3", "data": c} for c in children]}})
+
+
+def test_odd_text_and_values_are_recorded_with_a_row(tmp_path):
+    """Item 10: a lone surrogate in title/author/flair, a flair that is not a string, and a
+    created_utc of 10**400 — each post gets its row; the daemon neither crashes nor loops."""
+    control = image_post("ctl001", "good.jpg")
+    with SandboxServer([control], {"good.jpg": GOOD}, released=1) as server:
+        base = server.url
+        odd = [
+            image_post("odd001", "good.jpg", title="Dusk\udc80, me, oil on canvas, 2020",
+                       author="artist\ud800"),
+            image_post("odd002", "good.jpg", link_flair_text={"text": "Digital"}),
+            image_post("odd003", "good.jpg", link_flair_text="Oil\udfff"),
+        ]
+        for post in odd:
+            post["url"] = post["url"].format(base=base)
+        page = listing(*odd).replace('"created_utc_placeholder"', "1")
+        # created_utc = 10**400 cannot be written by json.dumps as a float: splice it in
+        huge = image_post("odd004", "good.jpg")
+        huge["url"] = huge["url"].format(base=base)
+        huge["created_utc"] = "HUGE"
+        page = listing(*odd, huge).replace('"HUGE"', "1" + "0" * 400)
+        server.add_fault(NEW, 200, body=page, headers={"content-type": "application/json"}, times=1)
+        daemon = fast_daemon(server, tmp_path)
+        names = [f"t3_{p['id']}" for p in (*odd, huge)]
+        run_until(daemon, lambda: all(statuses(daemon.store.db).get(n, ("?",))[0] == "done"
+                                      for n in names) and all_final(daemon, server), timeout_s=30)
+        rows = {r["fullname"]: r for r in daemon.store.db.query("SELECT * FROM submissions")}
+        assert rows["t3_odd001"]["title"] == "Dusk?, me, oil on canvas, 2020"
+        assert rows["t3_odd001"]["author"] == "artist?"
+        assert rows["t3_odd001"]["stated_medium"] == "painting"
+        assert rows["t3_odd002"]["link_flair_text"] is None
+        assert rows["t3_odd003"]["link_flair_text"] == "Oil?"
+        assert rows["t3_odd004"]["created_utc"] == 0.0
+        assert daemon.stats.errors == 0
+
+
+@pytest.mark.parametrize("value", [10**400, float("inf"), float("nan"), -5, 1e20, "soon", None])
+def test_created_utc_outside_time_is_zero(value):
+    assert post_from_data({"id": "abc", "created_utc": value}).created_utc == 0.0
+
+
+def test_created_utc_in_range_is_kept():
+    post = post_from_data({"id": "abc", "created_utc": 1_600_000_000})
+    assert post.created_utc == 1_600_000_000.0 and math.isfinite(post.created_utc)
