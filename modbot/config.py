@@ -78,6 +78,7 @@ class ImagesConfig:
     max_bytes: int = _default("images", "max_bytes")
     connect_timeout: float = _default("images", "connect_timeout")
     read_timeout: float = _default("images", "read_timeout")
+    total_timeout: float = _default("images", "total_timeout")
     max_images_per_post: int = _default("images", "max_images_per_post")
     allow_hosts: tuple[str, ...] = _default("images", "allow_hosts")
 

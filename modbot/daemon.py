@@ -324,6 +324,7 @@ class Daemon:
         stop = stop or threading.Event()
         self.pipeline.stop = stop
         self.pipeline.fetcher.cancel = stop
+        self.pipeline.fetcher.heartbeat = self.notifier.watchdog
         if self.budget is not None:
             self.budget.stop = stop
             self.budget.heartbeat = self.notifier.watchdog

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -35,9 +34,9 @@ import requests
 
 from modbot import __version__
 from modbot.config import Config
-from modbot.decode import ALLOWED_FORMATS, decode_image
+from modbot.decode import decode_image
 from modbot.imagecache import cache_path, store_original
-from modbot.netguard import check_url_allowed
+from modbot.netguard import Download, check_url_allowed, current_download, guarded_adapter
 from modbot.domain import FetchedImage, ImageRef, Resolution
 from modbot.errors import (
     ImageError,
@@ -286,8 +285,8 @@ class ImageFetcher:
     ``max_bytes``: largest body accepted (bytes; config ``[images] max_bytes``, 20 MB default).
     ``connect_timeout``/``read_timeout``: seconds for the TCP/TLS connection and between bytes
     of the response (requests' ``(connect, read)`` timeout). ``total_timeout``: seconds for a
-    whole download including redirects (checked between chunks, so the overrun is at most one
-    ``read_timeout``); ``None`` for no limit. ``allow_hosts``: host names exempt from the
+    whole download including redirects, enforced on the sockets whatever the server sends
+    (:class:`modbot.netguard.Download`); ``None`` for no limit. ``allow_hosts``: host names exempt from the
     address guard (the sandbox needs ``"127.0.0.1"``). ``session``: a ``requests.Session`` to
     reuse (its proxy settings apply), else a new one. ``user_agent``: sent on every request.
     ``max_redirects``: redirect hops followed (each one checked by the guard).
@@ -316,12 +315,16 @@ class ImageFetcher:
         self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
+        adapter = guarded_adapter(self.allow_hosts)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.user_agent = user_agent
         self.max_redirects = int(max_redirects)
-        #: Set by the daemon to its stop event: a download in progress gives up between chunks
-        #: and redirect hops (``ImageFetchError``, retryable) so SIGTERM is not held up by a
-        #: slow image for longer than one ``read_timeout``.
+        #: Set by the daemon to its stop event: a download in progress is cut at once
+        #: (``ImageFetchError``, retryable) so SIGTERM is not held up by a slow image.
         self.cancel: threading.Event | None = None
+        #: Set by the daemon to its watchdog ping: called every 10 s while a download runs.
+        self.heartbeat: Callable[[], Any] | None = None
 
     def close(self) -> None:
         """Close the HTTP session if this fetcher created it (a passed-in one is left open)."""
@@ -343,6 +346,7 @@ class ImageFetcher:
             "max_bytes": config.images.max_bytes,
             "connect_timeout": config.images.connect_timeout,
             "read_timeout": config.images.read_timeout,
+            "total_timeout": config.images.total_timeout,
             "allow_hosts": config.images.allow_hosts,
             "user_agent": config.reddit.user_agent,
         }
@@ -380,19 +384,29 @@ class ImageFetcher:
         )
 
     def _download(self, url: str) -> bytes:
-        deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
+        """The body at ``url`` after at most ``max_redirects`` guarded hops, within
+        ``total_timeout`` seconds in all (enforced on the sockets: :class:`Download`)."""
+        with Download(self.total_timeout, cancel=self.cancel, heartbeat=self.heartbeat) as download:
+            try:
+                return self._follow(url)
+            except ImageError as exc:
+                if download.aborted:
+                    raise self._aborted(download, exc.url or url) from exc
+                raise
+
+    def _aborted(self, download: Download, url: str) -> ImageFetchError:
+        if download.aborted == "cancelled":
+            return ImageFetchError("download cancelled: shutting down", url=url)
+        return ImageFetchError(f"download took longer than {self.total_timeout} s", url=url)
+
+    def _follow(self, url: str) -> bytes:
         headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
         for _hop in range(self.max_redirects + 1):
             self._check_cancel(url)
             check_url_allowed(url, self.allow_hosts)
             try:
-                response = self.session.get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
+                response = self.session.get(url, headers=headers, stream=True,
+                                            timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
                 raise _fetch_error(exc, url) from exc
             with response:
@@ -401,12 +415,9 @@ class ImageFetcher:
                     url = urljoin(url, location)
                     continue
                 if not 200 <= response.status_code < 300:
-                    raise ImageHTTPStatusError(
-                        f"HTTP {response.status_code} {response.reason}",
-                        url=url,
-                        status=response.status_code,
-                    )
-                return self._read_body(response, url, deadline)
+                    raise ImageHTTPStatusError(f"HTTP {response.status_code} {response.reason}",
+                                               url=url, status=response.status_code)
+                return self._read_body(response, url)
         err = ImageFetchError(f"more than {self.max_redirects} redirects", url=url)
         err.retryable = False
         raise err
@@ -415,15 +426,14 @@ class ImageFetcher:
         if self.cancel is not None and self.cancel.is_set():
             raise ImageFetchError("download cancelled: shutting down", url=url)
 
-    def _read_body(
-        self, response: requests.Response, url: str, deadline: float | None
-    ) -> bytes:
+    def _read_body(self, response: requests.Response, url: str) -> bytes:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
             raise ImageTooLargeError(
                 f"Content-Length {int(declared)} exceeds {self.max_bytes} bytes", url=url
             )
         body = bytearray()
+        download = current_download()
         try:
             for chunk in response.iter_content(chunk_size=_CHUNK):
                 self._check_cancel(url)
@@ -433,12 +443,10 @@ class ImageFetcher:
                         f"body exceeds {self.max_bytes} bytes (no or false Content-Length)",
                         url=url,
                     )
-                if deadline is not None and time.monotonic() > deadline:
-                    raise ImageFetchError(
-                        f"download took longer than {self.total_timeout} s", url=url
-                    )
         except requests.RequestException as exc:
             raise _fetch_error(exc, url) from exc
+        if download is not None and download.aborted:  # the socket was shut: body cut short
+            raise self._aborted(download, url)
         return bytes(body)
 
 

@@ -2,19 +2,28 @@
 
 Anyone can post a link to their own server, so a URL is refused unless every address its host
 resolves to is public (see :func:`is_public_address`); :class:`modbot.images.ImageFetcher`
-checks every redirect hop too. Hosts in ``[images] allow_hosts`` are exempt (the sandbox).
+checks every redirect hop too, and :func:`guarded_adapter` checks the address each connection
+actually reached (no DNS rebinding in between). Hosts in ``[images] allow_hosts`` are exempt
+(the sandbox). :class:`Download` bounds a whole download in time, whatever the server does.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from modbot.errors import BlockedAddressError, ImageFetchError
 
-__all__ = ["check_url_allowed", "is_public_address"]
+__all__ = ["Download", "check_url_allowed", "current_download", "guarded_adapter", "is_public_address"]
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -111,3 +120,138 @@ def check_url_allowed(url: str, allow_hosts: Iterable[str] = ()) -> None:
                 f"{host!r} resolves to non-public address {address}", url=url
             )
 
+
+
+# --------------------------------------------------------------------------------------------
+# Sockets: the peer checked after connecting, and a whole download bounded in time
+# --------------------------------------------------------------------------------------------
+
+#: The download in progress on this thread (see :class:`Download`), for the connections below.
+_current = threading.local()
+
+
+class Download:
+    """One download's bounds, enforced on its sockets from a watcher thread.
+
+    Requests' read timeout restarts with every byte, so a server that trickles bytes (or
+    header lines) could hold a download for ever. While a ``Download`` is active on a thread
+    (``with Download(...):``), every connection that thread sends a request on registers its
+    socket here; a watcher thread shuts those sockets down (``SHUT_RDWR``, which ends a blocked
+    ``recv`` at once) when ``deadline_s`` seconds have passed or ``cancel`` is set, and calls
+    ``heartbeat`` every ``heartbeat_s`` seconds meanwhile (the systemd watchdog).
+    ``aborted`` then says why (``"deadline"`` or ``"cancelled"``), else None.
+    """
+
+    def __init__(self, deadline_s: float | None, *, cancel: threading.Event | None = None,
+                 heartbeat: Callable[[], Any] | None = None, heartbeat_s: float = 10.0) -> None:
+        self.deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        self.cancel = cancel
+        self.heartbeat = heartbeat
+        self.heartbeat_s = heartbeat_s
+        self.aborted: str | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def __enter__(self) -> Download:
+        _current.download = self
+        self._watcher = threading.Thread(target=self._watch, name="modbot-download-watch",
+                                         daemon=True)
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.download = None
+        self._finished.set()
+        if self._watcher is not None:
+            self._watcher.join()
+
+    def register(self, sock: socket.socket | None) -> None:
+        """Bound ``sock`` by this download (shut down at once if it already ended)."""
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.aborted:
+                _shutdown(sock)
+
+    def _watch(self) -> None:
+        beat = time.monotonic()
+        while not self._finished.wait(0.05):
+            now = time.monotonic()
+            if self.cancel is not None and self.cancel.is_set():
+                return self._abort("cancelled")
+            if self.deadline is not None and now >= self.deadline:
+                return self._abort("deadline")
+            if self.heartbeat is not None and now - beat >= self.heartbeat_s:
+                beat = now
+                self.heartbeat()
+        return None
+
+    def _abort(self, why: str) -> None:
+        with self._lock:
+            self.aborted = why
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def current_download() -> Download | None:
+    """The :class:`Download` active on this thread, if any."""
+    return getattr(_current, "download", None)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _GuardedConnectionMixin:
+    """A urllib3 connection that checks the address it actually connected to (no DNS
+    rebinding between :func:`check_url_allowed` and the connect) and registers its socket with
+    the thread's :class:`Download` for every request."""
+
+    allow_hosts: frozenset[str] = frozenset()
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        host = str(getattr(self, "host", "")).lower().strip("[]")
+        if host in self.allow_hosts:
+            return
+        try:
+            peer = self.sock.getpeername()[0]  # type: ignore[attr-defined]
+        except OSError:
+            return  # not connected after all: the request fails on its own
+        if not is_public_address(str(peer)):
+            self.sock.close()  # type: ignore[attr-defined]
+            raise BlockedAddressError(f"{host!r} connected to non-public address {peer}")
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "sock", None) is None:
+            self.connect()
+        download = getattr(_current, "download", None)
+        if download is not None:
+            download.register(self.sock)  # type: ignore[attr-defined]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def guarded_adapter(allow_hosts: Iterable[str] = ()) -> HTTPAdapter:
+    """A requests ``HTTPAdapter`` (mount it for ``http://`` and ``https://``) whose connections
+    check their peer address (:func:`is_public_address`, ``allow_hosts`` exempt) and obey the
+    thread's :class:`Download`."""
+    allowed = frozenset(h.lower() for h in allow_hosts)
+    conn_http = type("GuardedHTTPConnection", (_GuardedConnectionMixin, HTTPConnection),
+                     {"allow_hosts": allowed})
+    conn_https = type("GuardedHTTPSConnection", (_GuardedConnectionMixin, HTTPSConnection),
+                      {"allow_hosts": allowed})
+    pool_http = type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn_http})
+    pool_https = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": conn_https})
+
+    class GuardedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": pool_http, "https": pool_https}
+
+    return GuardedAdapter(max_retries=0)

@@ -65,3 +65,115 @@ def test_created_utc_outside_time_is_zero(value):
 def test_created_utc_in_range_is_kept():
     post = post_from_data({"id": "abc", "created_utc": 1_600_000_000})
     assert post.created_utc == 1_600_000_000.0 and math.isfinite(post.created_utc)
+
+
+class _Trickle:
+    """A loopback HTTP server that trickles: headers (``mode="headers"``) or the body
+    (``mode="body"``) one byte every ``every_s`` seconds, for ever (until closed)."""
+
+    def __init__(self, mode: str, every_s: float = 0.2) -> None:
+        import socket
+        import threading
+
+        self.mode, self.every_s = mode, every_s
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slow.jpg"
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn) -> None:
+        try:
+            conn.recv(65536)
+            if self.mode == "body":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not self.closed.wait(self.every_s):
+                conn.sendall(b"X" if self.mode == "body" else b"X-Slow: y\r\n"[:1])
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["body", "headers"])
+def test_a_trickling_image_server_is_cut_at_the_total_deadline(tmp_path, mode):
+    """Item 7: the read timeout restarts with every byte; the total deadline must not."""
+    import time
+
+    from modbot.domain import ImageRef
+    from modbot.errors import ImageFetchError
+    from modbot.images import ImageFetcher
+
+    server = _Trickle(mode)
+    try:
+        with ImageFetcher(tmp_path, read_timeout=1.0, total_timeout=1.5,
+                          allow_hosts=["127.0.0.1"]) as fetcher:
+            started = time.monotonic()
+            with pytest.raises(ImageFetchError, match="longer than 1.5 s") as info:
+                fetcher.fetch(ImageRef(server.url, "direct"))
+            assert time.monotonic() - started < 3.0
+            assert info.value.retryable
+    finally:
+        server.close()
+
+
+def test_cancel_cuts_a_trickling_download_at_once(tmp_path):
+    import threading
+    import time
+
+    from modbot.domain import ImageRef
+    from modbot.errors import ImageFetchError
+    from modbot.images import ImageFetcher
+
+    server = _Trickle("body")
+    try:
+        with ImageFetcher(tmp_path, read_timeout=5.0, total_timeout=60.0,
+                          allow_hosts=["127.0.0.1"]) as fetcher:
+            fetcher.cancel = threading.Event()
+            threading.Timer(0.5, fetcher.cancel.set).start()
+            started = time.monotonic()
+            with pytest.raises(ImageFetchError, match="cancelled"):
+                fetcher.fetch(ImageRef(server.url, "direct"))
+            assert time.monotonic() - started < 1.5
+    finally:
+        server.close()
+
+
+def test_a_post_linking_a_trickling_server_does_not_hold_the_stream(tmp_path):
+    """Item 7 through the daemon: the slow post is retried and finally failed with a reason;
+    the posts after it are done meanwhile."""
+    server = _Trickle("body")
+    try:
+        slow = image_post("slow01", "x.jpg")
+        slow["url"] = server.url
+        control = image_post("ctl001", "good.jpg")
+        with SandboxServer([slow, control], {"good.jpg": GOOD}, released=2) as sandbox:
+            daemon = fast_daemon(sandbox, tmp_path, images={"total_timeout": 0.5, "read_timeout": 0.3})
+            run_until(daemon, lambda: all_final(daemon, sandbox), timeout_s=30)
+            rows = statuses(daemon.store.db)
+            assert rows["t3_ctl001"] == ("done", None)
+            assert rows["t3_slow01"][0] == "failed"
+            assert "fetch_failed" in rows["t3_slow01"][1]
+    finally:
+        server.close()
