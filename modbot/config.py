@@ -80,6 +80,8 @@ class ImagesConfig:
     read_timeout: float = _default("images", "read_timeout")
     total_timeout: float = _default("images", "total_timeout")
     max_images_per_post: int = _default("images", "max_images_per_post")
+    max_pixels: int = _default("images", "max_pixels")
+    max_side: int = _default("images", "max_side")
     allow_hosts: tuple[str, ...] = _default("images", "allow_hosts")
 
 

@@ -53,6 +53,43 @@ def _bomb_check(size: tuple[int, int]) -> None:
         )
 
 
+def _draft(im: Image.Image, min_size: int | Sequence[int] | None, max_side: int | None) -> None:
+    """Ask libjpeg for the smallest scale (1/1 … 1/8) that keeps both sides ≥ ``min_size``'s
+    larger side, else the long side ≥ ``max_side``."""
+    if min_size is not None:
+        side = max(_as_size(min_size))
+        im.draft("RGB", (side, side))
+    elif max_side is not None:
+        w, h = im.size
+        long_side = max(w, h)
+        im.draft("RGB", (max(1, w * max_side // long_side), max(1, h * max_side // long_side)))
+
+
+def _pixel_check(size: tuple[int, int], max_pixels: int | None) -> None:
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise DecompressionBombError(
+            f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} decoded "
+            "pixels ([images] max_pixels)"
+        )
+
+
+#: Modes ``Image.reduce`` cannot work on, and the mode each is widened to first.
+_REDUCIBLE = {"I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I", "1": "L", "P": "RGBA", "PA": "RGBA"}
+
+
+def _shrink(im: Image.Image, max_side: int | None) -> Image.Image:
+    """``im`` reduced by the largest integer factor that keeps its long side ≥ ``max_side``
+    (``im`` itself when no reduction is needed)."""
+    if max_side is None:
+        return im
+    factor = max(im.size) // max_side
+    if factor < 2:
+        return im
+    if im.mode in _REDUCIBLE:
+        im = im.convert(_REDUCIBLE[im.mode] if im.mode != "P" or "transparency" in im.info else "RGB")
+    return im.reduce(factor)
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to ``RGB``; transparency is composited onto white.
 
@@ -77,7 +114,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def decode_image(data: bytes, *, min_size: int | Sequence[int] | None = None) -> tuple[Image.Image, str]:
+def decode_image(data: bytes, *, min_size: int | Sequence[int] | None = None,
+                 max_side: int | None = None, max_pixels: int | None = None) -> tuple[Image.Image, str]:
     """Validate and decode image bytes into an ``RGB`` Pillow image and its format name.
 
     Steps: identify with :func:`PIL.Image.open` restricted to :data:`ALLOWED_FORMATS`;
@@ -91,6 +129,13 @@ def decode_image(data: bytes, *, min_size: int | Sequence[int] | None = None) ->
     With ``min_size`` (pixels, one int or ``(H, W)``: the size the caller will resize to), a JPEG
     is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (``Image.draft``), never smaller than
     ``min_size`` on either side — several times faster and smaller for large photos.
+
+    Memory is bounded: ``max_pixels`` (a count; None = only Pillow's limit) refuses an image
+    whose *decoded* size (after that reduced-scale JPEG decoding) is larger, before its pixels
+    are decoded; ``max_side`` (pixels) shrinks a larger image by an integer factor
+    (``Image.reduce``) right after decoding, before any mode conversion copies it, so the
+    result's long side is at most about ``2 · max_side``. A JPEG is then decoded at 1/8 scale
+    too when that still leaves ``max_side`` pixels.
 
     Returns ``(image, format)``: ``image`` is a new in-memory ``PIL.Image.Image`` in mode
     ``RGB`` (``size`` is (width, height) after orientation), ``format`` Pillow's name
@@ -117,16 +162,19 @@ def decode_image(data: bytes, *, min_size: int | Sequence[int] | None = None) ->
                 probe.close()
             with Image.open(io.BytesIO(data), formats=_open_formats()) as im:
                 im.seek(0)
-                if min_size is not None and im.format in ("JPEG", "MPO"):
-                    side = max(_as_size(min_size))
-                    im.draft("RGB", (side, side))
+                if im.format in ("JPEG", "MPO"):
+                    _draft(im, min_size, max_side)
+                _pixel_check(im.size, max_pixels)
                 im.load()
+                small = _shrink(im, max_side)
                 try:
-                    oriented = ImageOps.exif_transpose(im)
+                    oriented = ImageOps.exif_transpose(small)
                 except _DECODE_ERRORS:
-                    oriented = im.copy()
+                    oriented = small.copy()
                 _bomb_check(oriented.size)
-                rgb = to_rgb(oriented)  # oriented is a copy: rgb outlives ``im``
+                rgb = to_rgb(oriented)
+                if rgb is im:  # still the file's own image: copy it out before it is closed
+                    rgb = rgb.copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecompressionBombError(str(exc)) from exc
     except ImageError:

@@ -289,7 +289,9 @@ class ImageFetcher:
     (:class:`modbot.netguard.Download`); ``None`` for no limit. ``allow_hosts``: host names exempt from the
     address guard (the sandbox needs ``"127.0.0.1"``). ``session``: a ``requests.Session`` to
     reuse (its proxy settings apply), else a new one. ``user_agent``: sent on every request.
-    ``max_redirects``: redirect hops followed (each one checked by the guard).
+    ``max_redirects``: redirect hops followed (each one checked by the guard). ``max_side`` and
+    ``max_pixels``: the decoder's memory bounds (:func:`modbot.decode.decode_image`); the
+    original bytes are cached whatever the decoded size.
     Usable as a context manager (closes its own session).
     """
 
@@ -305,6 +307,8 @@ class ImageFetcher:
         session: requests.Session | None = None,
         user_agent: str = f"python:modbot:{__version__} (image fetcher)",
         max_redirects: int = 5,
+        max_side: int | None = 1024,
+        max_pixels: int | None = 64_000_000,
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -320,6 +324,8 @@ class ImageFetcher:
         self.session.mount("https://", adapter)
         self.user_agent = user_agent
         self.max_redirects = int(max_redirects)
+        self.max_side = max_side
+        self.max_pixels = max_pixels
         #: Set by the daemon to its stop event: a download in progress is cut at once
         #: (``ImageFetchError``, retryable) so SIGTERM is not held up by a slow image.
         self.cancel: threading.Event | None = None
@@ -347,6 +353,8 @@ class ImageFetcher:
             "connect_timeout": config.images.connect_timeout,
             "read_timeout": config.images.read_timeout,
             "total_timeout": config.images.total_timeout,
+            "max_side": config.images.max_side,
+            "max_pixels": config.images.max_pixels,
             "allow_hosts": config.images.allow_hosts,
             "user_agent": config.reddit.user_agent,
         }
@@ -365,7 +373,7 @@ class ImageFetcher:
         """
         data = self._download(ref.url)
         try:
-            rgb, fmt = decode_image(data)
+            rgb, fmt = decode_image(data, max_side=self.max_side, max_pixels=self.max_pixels)
         except ImageError as exc:
             exc.url = exc.url or ref.url
             raise

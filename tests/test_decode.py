@@ -45,3 +45,21 @@ def test_min_size_decodes_large_jpegs_at_reduced_scale_but_never_below_it():
     assert reduced.size == (400, 300)  # 1/4 scale: the smallest libjpeg scale with both sides >= 224
     assert open_image(data, 300).size == (400, 300)  # 1/4: height 300 is still >= 300
     assert open_image(data, 301).size == (800, 600)  # 1/4 would make it 300 < 301: 1/2
+
+
+def test_max_side_shrinks_right_after_decoding_and_max_pixels_refuses_before():
+    """Issue 12 item 8: decoded pixels are bounded whatever the file's size on disk."""
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 4000), (10, 200, 30)).save(buf, "JPEG", quality=70)
+    jpeg = buf.getvalue()
+    rgb, _ = decode_image(jpeg, max_side=1024)
+    assert rgb.mode == "RGB" and max(rgb.size) <= 2048 and min(rgb.size) >= 500
+    png = io.BytesIO()
+    Image.new("I;16", (5000, 3000), 40000).save(png, "PNG")  # 16-bit greyscale
+    grey, fmt = decode_image(png.getvalue(), max_side=1000)
+    assert fmt == "PNG" and grey.size == (1000, 600) and grey.getpixel((5, 5))[0] == 40000 // 256
+    with pytest.raises(DecompressionBombError, match="max_pixels"):
+        decode_image(png.getvalue(), max_pixels=10_000_000)
+    assert decode_image(jpeg, max_pixels=1_000_000, max_side=700)[0].size == (750, 500)  # 1/8 scale
+    with pytest.raises(DecompressionBombError):  # at 1/4 scale it would be 1500x1000
+        decode_image(jpeg, max_pixels=1_000_000, max_side=1000)
