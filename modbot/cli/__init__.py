@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import click
-from click.utils import make_default_short_help
 
 from modbot import __version__
 from modbot.cli.common import config_path as _config_path
@@ -60,7 +59,8 @@ class ModbotGroup(click.Group):
                     continue
                 rows.append((name, cmd.get_short_help_str(limit)))
             else:
-                rows.append((name, make_default_short_help(self.lazy_subcommands[name][2], limit)))
+                stand_in = click.Command(name, help=self.lazy_subcommands[name][2])
+                rows.append((name, stand_in.get_short_help_str(limit)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -127,8 +127,8 @@ def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool) -> No
     titles and images, PACS images), streams it through praw, classifies with the shipped
     model, records everything in SQLite and exits when every sample post is recorded.
     """
-    from modbot.sandbox.demo import run_demo
     from modbot.log import configure_logging
+    from modbot.sandbox.demo import run_demo
 
     configure_logging(json=json_logs, level="WARNING" if quiet else "INFO")
     db = Path(db_path)
@@ -225,7 +225,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     stop = threading.Event()
     reload_requested = threading.Event()
 
-    def _stop(signum, frame):  # noqa: ARG001
+    def _stop(signum, frame):
         stop.set()
 
     # before anything slow (model loading), so an early SIGTERM is honoured too
@@ -277,9 +277,8 @@ def medium(ctx: click.Context) -> None:
 
     Example: echo '{"title": "Dusk, me, oil on canvas, 2020"}' | modbot medium
     """
-    from modbot.medium import Vocabulary, annotate_jsonl
-
     from modbot.config import load_config
+    from modbot.medium import Vocabulary, annotate_jsonl
 
     config = load_config(ctx.obj["config_path"])
     vocab = Vocabulary.default().with_terms(config.medium.vocabulary)
@@ -303,7 +302,7 @@ def medium(ctx: click.Context) -> None:
 @click.option("--quantize", type=click.Choice(["float16", "float32", "int8"]), default=None,
               help="LiteRT export format (default: the recipe's).")
 @click.option("--version", "version", default=None, help="Model version string (default: arch, size, time).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the training run.")
 def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None,
           epochs: int | None, val_fraction: float | None, fine_tune_from: int | None, skip_blocks: str | None,
           quantize: str | None, version: str | None, seed: int) -> None:

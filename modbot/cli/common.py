@@ -25,13 +25,3 @@ def db_option(f: F) -> F:
                         help="SQLite database (default: the config's [storage] database).")(f)
 
 
-def fetcher_from_config(config: Any) -> Any:
-    """An :class:`~modbot.images.ImageFetcher` for ``config`` (a ``modbot.config.Config``): the
-    ``[storage] image_cache``, the ``[images]`` limits and host allow-list, and the
-    ``[reddit] user_agent``. The caller closes it."""
-    from modbot.images import ImageFetcher  # requests and Pillow: not needed for --help
-
-    im = config.images
-    return ImageFetcher(config.storage.image_cache, max_bytes=im.max_bytes,
-                        connect_timeout=im.connect_timeout, read_timeout=im.read_timeout,
-                        allow_hosts=im.allow_hosts, user_agent=config.reddit.user_agent)

@@ -1,7 +1,8 @@
 """Commands of the learning loop: ``modbot collect``, ``modbot retrain``, ``modbot models``.
 
-Registered by ``modbot.cli`` from :data:`COMMANDS`. Importing this module imports neither
-TensorFlow nor praw; ``retrain`` imports TensorFlow when it runs, ``collect`` praw.
+Registered lazily by ``modbot.cli`` (``LAZY_COMMANDS``); :data:`COMMANDS` lists them for
+callers that build their own group. Importing this module imports neither TensorFlow nor
+praw; ``retrain`` imports TensorFlow when it runs, ``collect`` praw.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from modbot.cli.common import config_path, fetcher_from_config
+from modbot.cli.common import config_path
 from modbot.queries.db import config_for_db
 
 
@@ -26,7 +27,7 @@ def _config(ctx: click.Context, db_path: str | None = None) -> Any:
 def _iso(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _parse_time(text: str | None) -> float | None:
@@ -41,7 +42,7 @@ def _parse_time(text: str | None) -> float | None:
     except ValueError as exc:
         raise click.BadParameter(f"{text!r}: give Unix seconds or an ISO date/time") from exc
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -81,7 +82,8 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from modbot.learning.collect import DEFAULT_MEDIA, collect as run_collect
+    from modbot.learning.collect import DEFAULT_MEDIA
+    from modbot.learning.collect import collect as run_collect
     from modbot.medium import Vocabulary
     from modbot.record import open_database
     from modbot.stream import make_reddit
@@ -90,7 +92,9 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     targets = tuple(m.strip() for m in media.split(",") if m.strip()) if media else DEFAULT_MEDIA
     reddit = make_reddit(config)
     db = open_database(config.storage.database)
-    fetcher = fetcher_from_config(config)
+    from modbot.images import ImageFetcher  # requests and Pillow: not needed for --help
+
+    fetcher = ImageFetcher.from_config(config)
     console = Console(stderr=True)
     bar = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[note]}"), console=console, disable=not progress)
@@ -153,8 +157,8 @@ def retrain(ctx: click.Context, db_path: str | None, cutoff: str | None, no_prom
     A running daemon serves a promoted model within [learning] watch_interval_s seconds.
     Exit status 1 when the run failed.
     """
-    from modbot.log import configure_logging
     from modbot.learning.retrain import retrain_once
+    from modbot.log import configure_logging
 
     config = _config(ctx, db_path)
     configure_logging(level="WARNING")
@@ -263,5 +267,5 @@ def models_rollback(ctx: click.Context, version: str, note: str | None, by: str 
                f"(labels {', '.join(meta['labels'])}) at {_iso(time.time())}")
 
 
-#: The commands ``modbot.cli`` registers.
+#: The commands of this module (``modbot.cli`` registers them lazily, by name).
 COMMANDS = [collect, retrain, models]

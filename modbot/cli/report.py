@@ -19,6 +19,7 @@ from modbot.errors import InputError
 from modbot.queries.db import database_path, open_existing
 from modbot.queries.report import CSV_TABLES, Period, build_report
 
+
 # --- flat tables (CSV) ------------------------------------------------------------------------
 def table_rows(report: Mapping[str, Any], name: str) -> tuple[list[str], list[dict[str, Any]]]:
     """One section of ``report`` as (column names, rows) — what ``--format csv --table NAME``

@@ -35,6 +35,7 @@ from modbot.queries.review import (
     submission_detail,
 )
 
+
 # --- rendering ---------------------------------------------------------------------------------
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.0%}"

@@ -1,4 +1,4 @@
-"""Summaries of a modbot database, from SQL over the real schema (no TensorFlow)."""
+"""Summaries of a modbot database for ``modbot demo``, from SQL over the real schema."""
 
 from __future__ import annotations
 
@@ -41,12 +41,10 @@ def skip_reasons(db: Database) -> dict[str, int]:
 
 def mismatches(db: Database, limit: int = 50) -> list[dict]:
     """Mismatched submissions, newest first: fullname, title, stated, predicted, confidence."""
-    cur = db.execute(
+    return list(db.query(
         "SELECT s.fullname, s.title, v.stated, v.predicted, v.confidence, s.permalink "
         "FROM verdicts v JOIN submissions s ON s.fullname = v.submission "
-        "WHERE v.kind = 'mismatch' ORDER BY s.created_utc DESC LIMIT ?", [limit])
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+        "WHERE v.kind = 'mismatch' ORDER BY s.created_utc DESC LIMIT ?", [limit]))
 
 
 def agreement_by_medium(db: Database) -> list[MediumAgreement]:

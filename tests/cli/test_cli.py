@@ -7,24 +7,72 @@ import subprocess
 import sys
 
 import click
-from support import DATA
 from click.testing import CliRunner
+from support import DATA
 
 from modbot.cli import main
 
 
 def all_commands(group, prefix=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazy commands too (imports their modules)
+        cmd = group.get_command(ctx, name)
         yield prefix + (name,), cmd
         if isinstance(cmd, click.Group):
             yield from all_commands(cmd, prefix + (name,))
 
 
 def test_every_command_has_help():
+    paths = [path for path, _ in all_commands(main)]
+    assert {("review", "walk"), ("report",), ("models", "rollback"), ("evaluate",), ("db", "migrate")} <= set(paths)
     for path, cmd in all_commands(main):
         assert cmd.help and len(cmd.help) > 20, f"modbot {' '.join(path)} lacks help text"
         result = CliRunner().invoke(main, [*path, "--help"])
         assert result.exit_code == 0, result.output
+        for param in cmd.params:
+            if isinstance(param, click.Option) and not param.hidden and param.name != "help":
+                assert param.help, f"modbot {' '.join(path)} {param.opts[0]} lacks help text"
+
+
+def test_lazy_commands_are_listed_with_their_own_short_help():
+    from modbot.cli import LAZY_COMMANDS
+
+    ctx = click.Context(main)
+    for name, (_, _, short) in LAZY_COMMANDS.items():
+        cmd = main.get_command(ctx, name)
+        assert cmd.name == name and cmd.get_short_help_str(1000) == short, name
+    out = CliRunner().invoke(main, ["--help"]).output
+    assert all(f"  {name} " in out for name in LAZY_COMMANDS), out
+
+
+def _modules_after(args, modules=("tensorflow", "keras", "matplotlib")):
+    """Run ``modbot ARGS`` in a fresh interpreter; return (exit status, output, heavy modules loaded)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['modbot', *%r]\n"
+        "try:\n    runpy.run_module('modbot.cli', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print('LOADED', sorted(m for m in %r if m in sys.modules), file=sys.stderr)\n"
+        "sys.exit(code)" % (list(args), modules)
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    loaded = [line for line in proc.stderr.splitlines() if line.startswith("LOADED")]
+    return proc.returncode, proc.stdout, loaded[-1] if loaded else proc.stderr
+
+
+def test_help_imports_no_tensorflow_matplotlib_or_query_modules():
+    code, out, loaded = _modules_after(["--help"], ("tensorflow", "keras", "matplotlib", "modbot.cli.review",
+                                                    "modbot.cli.report", "modbot.queries.report"))
+    assert code == 0 and "review" in out and loaded == "LOADED []", (out, loaded)
+    for args in (["review", "--help"], ["report", "--help"], ["evaluate", "--help"], ["models", "--help"]):
+        code, out, loaded = _modules_after(args)
+        assert code == 0 and "Usage:" in out and loaded == "LOADED []", (args, out, loaded)
+
+
+def test_modbot_errors_become_error_messages(tmp_path):
+    result = CliRunner().invoke(main, ["review", "--db", str(tmp_path / "nope.db"), "show", "t3_x"])
+    assert result.exit_code == 1 and "Error: no database at" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def _tf_loaded_after(args, stdin=""):

@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from support import DATA, REPO
 from click.testing import CliRunner
 from PIL import Image
+from support import DATA, REPO
 
 from modbot.cli import main
 
@@ -72,6 +72,7 @@ def test_evaluate_prints_tables(tree: Path) -> None:
     assert "painting/broken.jpg" in out
 
 
+@pytest.mark.slow  # imports TensorFlow and builds the Keras model (~15 s)
 def test_evaluate_keras_backend_agrees_with_litert(tree: Path) -> None:
     runner = CliRunner()
     lite = json.loads(runner.invoke(main, ["evaluate", str(tree), "--json"]).output)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from support import REPO, make_daemon, run_until_recorded
 
 _BUILT: dict[str, object] = {}
@@ -94,7 +93,7 @@ def monday(ts: float) -> str:
 
 # --- figures ----------------------------------------------------------------------------------
 def test_report_figures_match_independent_counts(db_path, sample, writes):
-    from modbot.cli.report import REPORT_KEYS
+    from modbot.queries.report import REPORT_KEYS
 
     rep = report_json(db_path)
     assert tuple(rep) == REPORT_KEYS
@@ -228,7 +227,8 @@ def test_period_and_subreddit_filters(db_path):
 
 
 def test_csv_and_json_round_trip(db_path):
-    from modbot.cli.report import CSV_TABLES, table_rows
+    from modbot.cli.report import table_rows
+    from modbot.queries.report import CSV_TABLES
 
     assert cli("review", "--db", str(db_path), "confirm",
                raw(db_path, "SELECT submission FROM verdicts WHERE kind='mismatch'")[0][0]).exit_code == 0
@@ -300,16 +300,8 @@ def test_missing_database_is_a_clear_error(tmp_path):
     assert not (tmp_path / "nope.db").exists()
 
 
-def test_wilson_interval_known_values():
-    from modbot.cli.report import wilson_interval
-
-    assert wilson_interval(0, 0) is None
-    lo, hi = wilson_interval(8, 10)  # textbook value: 0.490 to 0.943
-    assert lo == pytest.approx(0.490, abs=1e-3) and hi == pytest.approx(0.943, abs=1e-3)
-
-
 def test_tools_do_not_import_tensorflow_or_matplotlib():
-    code = ("import sys, modbot.cli, modbot.cli.review, modbot.cli.report; "
+    code = ("import sys, modbot.cli, modbot.cli.review, modbot.cli.report, modbot.queries.report; "
             "bad = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_report import built_database, cli, copy_db, raw, report_json
 
 
