@@ -175,8 +175,6 @@ def run_scenario(*, kills: int = 20, seed: int = 1, workdir: Path | None = None,
     log_path = work / "daemon.log"
     posts, images = load_sample()
     started = time.monotonic()
-    delivered = 0
-    early_exits: list[int] = []
     notify = NotifySocket(work / "notify.sock")
     try:
         with SandboxServer(posts, images, released=per_cycle) as server:
@@ -184,52 +182,93 @@ def run_scenario(*, kills: int = 20, seed: int = 1, workdir: Path | None = None,
             config = work / "modbot.toml"
             write_config(config, server.url, work, model_dir)
             env = daemon_env(server, notify)
-            for cycle in range(kills):
-                notify.drain()
-                proc = start_daemon(config, env, log_path)
-                if not notify.wait_ready(proc, ready_timeout_s):
-                    proc.kill()
-                    proc.wait()
-                    raise RuntimeError(f"daemon did not become ready (exit {proc.returncode}); "
-                                       f"see {log_path}")
-                if cycle:
-                    server.release(per_cycle)
-                time.sleep(rng.uniform(0.0, window_s))
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGKILL)
-                    delivered += 1
-                else:
-                    early_exits.append(proc.returncode)
-                proc.wait()
-                if progress:
-                    done = sum(s in FINAL for s in db_statuses(db_path).values())
-                    print(f"kill {cycle + 1}/{kills}: {done}/{len(server.released)} recorded, "
-                          f"{len(server.writes)} writes", file=sys.stderr, flush=True)
-            # the last run: everything released, it must finish and stop cleanly
-            server.release_all()
-            notify.drain()
-            proc = start_daemon(config, env, log_path)
-            if not notify.wait_ready(proc, ready_timeout_s):
-                proc.kill()
-                raise RuntimeError(f"final daemon did not become ready; see {log_path}")
-            deadline = time.monotonic() + final_timeout_s
-            released = set(server.released)
-            while time.monotonic() < deadline and proc.poll() is None:
-                rows = db_statuses(db_path)
-                if all(rows.get(f) in FINAL for f in released):
-                    break
-                time.sleep(0.5)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                final_exit = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                final_exit = "timeout"
+            run = _Runs(server, notify, config, env, log_path, db_path, ready_timeout_s)
+            delivered, early_exits = run.kill_cycles(kills, per_cycle, rng, window_s, progress)
+            final_exit = run.final(final_timeout_s)
             writes = server.writes
             state_released = server.released
     finally:
         notify.close()
 
+    result = {
+        "kills": delivered,
+        "early_exits": len(early_exits),
+        "early_exit_codes": early_exits,
+        **_books(db_path, log_path, writes, state_released),
+        "final_exit": final_exit,
+        "seconds": round(time.monotonic() - started, 1),
+        "seed": seed,
+    }
+    if tmp is not None:
+        tmp.cleanup()
+    return result
+
+
+class _Runs:
+    """Starts, kills and stops the daemon against one sandbox (the two phases of the scenario)."""
+
+    def __init__(self, server: Any, notify: NotifySocket, config: Path, env: dict[str, str],
+                 log_path: Path, db_path: Path, ready_timeout_s: float) -> None:
+        self.server, self.notify, self.config, self.env = server, notify, config, env
+        self.log_path, self.db_path, self.ready_timeout_s = log_path, db_path, ready_timeout_s
+
+    def kill_cycles(self, kills: int, per_cycle: int, rng: random.Random, window_s: float,
+                    progress: bool) -> tuple[int, list[int]]:
+        """``kills`` start/release/SIGKILL cycles: (kills delivered, early exit codes)."""
+        server, delivered, early_exits = self.server, 0, []
+        for cycle in range(kills):
+            self.notify.drain()
+            proc = start_daemon(self.config, self.env, self.log_path)
+            if not self.notify.wait_ready(proc, self.ready_timeout_s):
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"daemon did not become ready (exit {proc.returncode}); "
+                                   f"see {self.log_path}")
+            if cycle:
+                server.release(per_cycle)
+            time.sleep(rng.uniform(0.0, window_s))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                delivered += 1
+            else:
+                early_exits.append(proc.returncode)
+            proc.wait()
+            if progress:
+                done = sum(s in FINAL for s in db_statuses(self.db_path).values())
+                print(f"kill {cycle + 1}/{kills}: {done}/{len(server.released)} recorded, "
+                      f"{len(server.writes)} writes", file=sys.stderr, flush=True)
+        return delivered, early_exits
+
+    def final(self, final_timeout_s: float) -> int | str:
+        """The last run: everything released, it must finish and stop cleanly on SIGTERM.
+
+        :returns: its exit status, or ``"timeout"``.
+        """
+        self.server.release_all()
+        self.notify.drain()
+        proc = start_daemon(self.config, self.env, self.log_path)
+        if not self.notify.wait_ready(proc, self.ready_timeout_s):
+            proc.kill()
+            raise RuntimeError(f"final daemon did not become ready; see {self.log_path}")
+        deadline = time.monotonic() + final_timeout_s
+        released = set(self.server.released)
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = db_statuses(self.db_path)
+            if all(rows.get(f) in FINAL for f in released):
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return "timeout"
+
+
+def _books(db_path: Path, log_path: Path, writes: list[Any],
+           state_released: list[str]) -> dict[str, Any]:
+    """The figures from the database, the daemon's log and the writes the sandbox received
+    (``released`` … ``integrity``, in the order they are printed)."""
     conn = sqlite3.connect(str(db_path))
     try:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -250,10 +289,7 @@ def run_scenario(*, kills: int = 20, seed: int = 1, workdir: Path | None = None,
     # every action the sandbox received is in the database as sent or unknown, never absent
     unrecorded = sorted(f"{k}:{f}" for (k, f) in received
                         if (f, k) not in sent_rows and not _is_unknown(db_path, f, k))
-    result = {
-        "kills": delivered,
-        "early_exits": len(early_exits),
-        "early_exit_codes": early_exits,
+    return {
         "released": len(state_released),
         "recorded": sum(s in FINAL for s in rows.values()),
         "missing": len(missing),
@@ -266,13 +302,7 @@ def run_scenario(*, kills: int = 20, seed: int = 1, workdir: Path | None = None,
         "unrecorded_writes": len(unrecorded),
         "max_attempts": max_attempts,
         "integrity": integrity,
-        "final_exit": final_exit,
-        "seconds": round(time.monotonic() - started, 1),
-        "seed": seed,
     }
-    if tmp is not None:
-        tmp.cleanup()
-    return result
 
 
 def log_events(path: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import praw
+import requests
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 DATA = REPO / "tests" / "data"
@@ -232,3 +235,125 @@ def run_until_recorded(daemon, server, *, timeout_s: float = 120.0, extra=None):
         return set(server.released) <= rows and (extra is None or extra())
 
     return daemon.run(stop=stop, until=until)
+
+
+# ---- the shipped model and the PACS sample (tests/test_classify.py, tests/ml/)
+
+#: Twelve PACS images of the shipped model's held-out test object (giraffe), three per medium;
+#: see the README there.
+PACS_SAMPLE = DATA / "pacs_sample"
+
+
+def pacs_sample() -> tuple[list[str], list[Any]]:
+    """``(media, images)`` of :data:`PACS_SAMPLE`: the folder name (true medium) and an RGB
+    Pillow image of each file, in sorted path order."""
+    from PIL import Image
+
+    paths = sorted(p for p in PACS_SAMPLE.glob("*/*") if p.suffix in (".jpg", ".png"))
+    images = []
+    for p in paths:
+        with Image.open(p) as im:
+            images.append(im.convert("RGB"))
+    return [p.parent.name for p in paths], images
+
+
+def copy_model_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped model directory at ``tmp_path / "model"`` (package files left out)."""
+    import shutil
+
+    from modbot.classify import shipped_model_dir
+
+    dst = tmp_path / "model"
+    shutil.copytree(shipped_model_dir(), dst, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    return dst
+
+
+def edit_labels(model_dir: Path, **changes: Any) -> None:
+    """Update top-level fields of ``model_dir/labels.json``."""
+    path = model_dir / "labels.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+# --- the learning loop (tests/learning) ------------------------------------------------------
+
+
+def fresh_db(tmp_path: Path):
+    """A new modbot database (migrated) in ``tmp_path``."""
+    from modbot.record import open_database
+
+    return open_database(tmp_path / "modbot.db")
+
+
+def fake_model_dir(path: Path, version: str, labels=("digital", "painting")) -> Path:
+    """A model directory with a valid ``labels.json`` and a dummy ``model.keras`` (enough for
+    the registry, which never loads it)."""
+    path.mkdir(parents=True)
+    (path / "labels.json").write_text(json.dumps({"labels": list(labels), "version": version,
+                                                  "input_size": [32, 32]}))
+    (path / "model.keras").write_bytes(b"not used here")
+    return path
+
+
+class SlowModel:
+    """A real (if trivial) classifier: constant probabilities, slow enough to overlap swaps;
+    ``broken`` ones return probabilities that do not sum to 1."""
+
+    def __init__(self, version, labels=("digital", "painting"), delay=0.002, broken=False):
+        self.version, self.labels, self.delay, self.broken = version, labels, delay, broken
+
+    def predict(self, images):
+        from modbot.domain import Prediction
+
+        out = []
+        for _ in images:
+            time.sleep(self.delay)
+            probs = {m: 1.0 / len(self.labels) for m in self.labels}
+            if self.broken:
+                probs = {m: 0.9 for m in self.labels}
+            out.append(Prediction(probabilities=probs, model_version=self.version))
+        return out
+
+
+# --------------------------------------------------------------------------- sandbox HTTP clients
+
+
+def sandbox_reddit(server, **overrides) -> praw.Reddit:
+    """An unmodified ``praw.Reddit`` talking to ``server`` (``overrides`` replace its kwargs)."""
+    kwargs = server.praw_kwargs(user_agent="python:modbot-tests:0.1 (by /u/modbot-sandbox)")
+    kwargs.update(overrides)
+    return praw.Reddit(**kwargs)
+
+
+def sandbox_token(server) -> str:
+    """A bearer token from ``server``'s password grant."""
+    resp = requests.post(
+        server.url + "/api/v1/access_token",
+        auth=(server.client_id, server.client_secret),
+        data={"grant_type": "password", "username": server.username, "password": server.password},
+        timeout=5,
+    )
+    resp.raise_for_status()
+    return resp.json()["access_token"]
+
+
+def sandbox_get(server, path: str, tok: str, **params) -> requests.Response:
+    """``GET path`` on ``server`` with bearer ``tok`` and praw's ``raw_json=1`` (no redirects)."""
+    return requests.get(server.url + path, params={"raw_json": 1, **params},
+                        headers={"Authorization": f"bearer {tok}"}, timeout=5,
+                        allow_redirects=False)
+
+
+def drain_stream(stream, max_nones: int = 3) -> list:
+    """Items of a praw stream (``pause_after=0``) until it paused ``max_nones`` times in a row."""
+    out, nones = [], 0
+    for item in stream:
+        if item is None:
+            nones += 1
+            if nones >= max_nones:
+                break
+            continue
+        nones = 0
+        out.append(item)
+    return out
