@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modbot.domain import MEDIA
 from modbot.errors import ConfigError
 
 
@@ -181,7 +183,7 @@ class Config:
 
         Raises ``ConfigError`` for an unknown section or key.
         """
-        return _apply(self, sections, origin="override")
+        return validate(_apply(self, sections, origin="override"))
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:
@@ -213,7 +215,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, st
                 overrides.setdefault(section, {})[f.name] = _parse_env(env[var])
     if overrides:
         config = _apply(config, overrides, origin="environment")
-    return config
+    return validate(config)
 
 
 def _sections() -> list[str]:
@@ -274,3 +276,124 @@ def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> An
             raise ConfigError(f"{where} must be a table, got {value!r}")
         return dict(value)
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: what types alone cannot say. One place, used by load_config and Config.replace,
+# so `modbot run`, SIGHUP and `modbot config check` accept and refuse the same configurations.
+# --------------------------------------------------------------------------------------------
+
+#: Placeholders of ``[actions]`` templates with sample values (the real ones come from the
+#: verdict: see ``modbot.act.render``); a template is checked by rendering it with these.
+TEMPLATE_SAMPLE: dict[str, Any] = {
+    "predicted": "painting", "confidence": 0.93, "stated": "digital",
+    "model_version": "sample-1", "title": "Sample title, me, digital, 2026",
+}
+_SUBREDDITS = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
+_STATED_LABELS = ("none", "agreed", "all")
+
+
+def validate(config: Config) -> Config:
+    """Check the values of every section (ranges, media names, templates); return ``config``.
+
+    Raises ``ConfigError`` naming the key, the value and what is allowed. Probabilities and
+    shares are 0–1, seconds > 0 (``interval_s`` ≥ 0), counts ≥ 1; media must be canonical
+    (:data:`modbot.domain.MEDIA`); templates must render with :data:`TEMPLATE_SAMPLE`.
+    """
+    for check in (_check_reddit, _check_images, _check_judge, _check_actions, _check_medium,
+                  _check_daemon, _check_learning):
+        check(config)
+    return config
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed: {allowed}")
+
+
+def _positive(section: Any, name: str, keys: tuple[str, ...], *, minimum: float = 0.0,
+              inclusive: bool = False) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        ok = value >= minimum if inclusive else value > minimum
+        _require(ok and value == value and value != float("inf"), f"[{name}] {key}", value,
+                 f"a finite number {'>=' if inclusive else '>'} {minimum:g}")
+
+
+def _share(name: str, key: str, value: Any) -> None:
+    _require(isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0,
+             f"[{name}] {key}", value, "a probability from 0 to 1")
+
+
+def _media(name: str, key: str, media: Any, *, extra: tuple[str, ...] = ()) -> None:
+    for medium in media:
+        _require(medium in (*MEDIA, *extra), f"[{name}] {key}", medium,
+                 "one of " + ", ".join((*MEDIA, *extra)))
+
+
+def _check_reddit(config: Config) -> None:
+    r = config.reddit
+    _require(bool(_SUBREDDITS.fullmatch(r.subreddits)), "[reddit] subreddits", r.subreddits,
+             'subreddit names joined with "+", e.g. "Art+ArtistLounge"')
+    _require(bool(r.user_agent.strip()), "[reddit] user_agent", r.user_agent, "a non-empty string")
+    _require(1 <= r.requests_per_minute <= 100, "[reddit] requests_per_minute",
+             r.requests_per_minute, "1-100 (Reddit allows 100 per minute)")
+    _positive(r, "reddit", ("request_timeout", "poll_interval"))
+
+
+def _check_images(config: Config) -> None:
+    im = config.images
+    _positive(im, "images", ("connect_timeout", "read_timeout", "total_timeout"))
+    _positive(im, "images", ("max_bytes", "max_images_per_post", "max_pixels", "max_side"),
+              minimum=1, inclusive=True)
+
+
+def _check_judge(config: Config) -> None:
+    j = config.judge
+    _share("judge", "default_threshold", j.default_threshold)
+    _media("judge", "thresholds", j.thresholds)
+    for medium, value in j.thresholds.items():
+        _share("judge", f"thresholds.{medium}", value)
+
+
+def _check_actions(config: Config) -> None:
+    for key in ("report_template", "comment_template"):
+        template = getattr(config.actions, key)
+        try:
+            template.format(**TEMPLATE_SAMPLE)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ConfigError(
+                f"[actions] {key} cannot be filled in ({type(exc).__name__}: {exc}); placeholders: "
+                + " ".join("{" + k + "}" for k in TEMPLATE_SAMPLE) + " (confidence is 0-1, e.g. {confidence:.0%})"
+            ) from exc
+
+
+def _check_medium(config: Config) -> None:
+    _media("medium", "vocabulary", config.medium.vocabulary.values(), extra=("unknown",))
+
+
+def _check_daemon(config: Config) -> None:
+    _positive(config.daemon, "daemon", ("retry_base_s",))
+    _positive(config.daemon, "daemon", ("max_attempts",), minimum=1, inclusive=True)
+
+
+def _check_learning(config: Config) -> None:
+    lr = config.learning
+    _require(lr.stated_labels in _STATED_LABELS, "[learning] stated_labels", lr.stated_labels,
+             " or ".join(_STATED_LABELS))
+    _media("learning", "trusted_media", lr.trusted_media)
+    _media("learning", "recall_floors", lr.recall_floors)
+    _require(0.0 < lr.eval_fraction < 1.0, "[learning] eval_fraction", lr.eval_fraction,
+             "a share between 0 and 1 (exclusive)")
+    for key in ("margin", "recall_floor"):
+        _share("learning", key, getattr(lr, key))
+    for medium, floor in lr.recall_floors.items():
+        _share("learning", f"recall_floors.{medium}", floor)
+    _positive(lr, "learning", ("min_train_labels", "min_eval_labels", "new_medium_min_labels",
+                               "batch_size", "threads"), minimum=1, inclusive=True)
+    _positive(lr, "learning", ("epochs",), inclusive=True)
+    _require(lr.image_size == 0 or lr.image_size >= 8, "[learning] image_size", lr.image_size,
+             "0 (the architecture's default) or at least 8 pixels")
+    _require(0 <= lr.nice <= 19, "[learning] nice", lr.nice, "0-19")
+    _positive(lr, "learning", ("timeout_s", "watch_interval_s", "misfire_grace_s"))
+    _positive(lr, "learning", ("interval_s",), inclusive=True)
