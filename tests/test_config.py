@@ -85,3 +85,34 @@ def test_packaged_toml_is_the_one_source_of_defaults():
 def test_retry_delay_doubles_per_attempt():
     daemon = Config().replace(daemon={"retry_base_s": 10.0}).daemon
     assert [daemon.next_attempt_at(a, 100.0) for a in (1, 2, 3)] == [110.0, 120.0, 140.0]
+
+
+@pytest.mark.parametrize(("toml", "named"), [
+    ('[actions]\nreport_template = "looks like {nosuch}"', "report_template"),
+    ('[actions]\ncomment_template = "{predicted:.0%} sure"', "comment_template"),
+    ('[actions]\nreport_template = "{0}"', "report_template"),
+    ("[judge]\ndefault_threshold = 7", "default_threshold"),
+    ("[judge]\nthresholds = { paintng = 0.9 }", "thresholds"),
+    ("[judge]\nthresholds = { painting = 1.5 }", "thresholds.painting"),
+    ("[daemon]\nmax_attempts = 0", "max_attempts"),
+    ("[reddit]\nrequests_per_minute = 500", "requests_per_minute"),
+    ('[reddit]\nsubreddits = "Art; DROP TABLE"', "subreddits"),
+    ("[images]\ntotal_timeout = -1.0", "total_timeout"),
+    ('[medium]\nvocabulary = { "oil pastel" = "pastels" }', "vocabulary"),
+    ('[learning]\nstated_labels = "some"', "stated_labels"),
+    ("[learning]\nnice = 40", "nice"),
+])
+def test_values_types_alone_cannot_catch_are_refused_at_load(tmp_path, toml, named):
+    """Issue 12 item 2: each of these was accepted at start and on SIGHUP before, and then
+    failed every mismatch's action (templates) or ran with nonsense (thresholds, attempts)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_config(path, env={})
+
+
+def test_good_templates_and_values_load(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text('[actions]\nreport_template = "modbot: {predicted} ({confidence:.0%}), stated {stated}"\n'
+                    "[judge]\nthresholds = { painting = 0.9 }\n")
+    assert load_config(path, env={}).judge.threshold_for("painting") == 0.9
