@@ -312,7 +312,7 @@ class ImageFetcher:
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir).absolute()  # stored paths work from any directory
         self.max_bytes = int(max_bytes)
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.total_timeout = total_timeout

@@ -586,3 +586,14 @@ def test_every_image_error_is_an_image_error():
     for cls in (BlockedAddressError, DecompressionBombError, ImageDecodeError, ImageFetchError,
                 ImageHTTPStatusError, ImageTooLargeError, NotAnImageError):
         assert issubclass(cls, ImageError)
+
+
+def test_stored_image_path_is_absolute_with_a_relative_cache_dir(server, tmp_path, monkeypatch):
+    """Issue 12 item 5: paths were stored relative to the daemon's working directory, so
+    `modbot review` links broke anywhere else."""
+    monkeypatch.chdir(tmp_path)
+    with ImageFetcher("cache/images", allow_hosts=["127.0.0.1"]) as fetcher:
+        img = fetch(fetcher, f"{server.base}/i/rgb.jpg")
+    assert Path(img.path).is_absolute()
+    monkeypatch.chdir("/")
+    assert Path(img.path).read_bytes() == (IMAGES / "rgb.jpg").read_bytes()
