@@ -20,7 +20,7 @@ import structlog
 from modbot.act import Actor
 from modbot.config import Config
 from modbot.domain import FetchedImage, Post, Prediction, Resolution, StatedMedium, Verdict
-from modbot.errors import ImageError, ModbotError
+from modbot.errors import EnvironmentFailure, ImageError, ModbotError
 from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
@@ -101,7 +101,10 @@ class Pipeline:
             return run.finish("skipped", resolution.skip_reason)
 
         # images: fetch
-        fetched = self._fetch(run, resolution)
+        try:
+            fetched = self._fetch(run, resolution)
+        except EnvironmentFailure as exc:
+            return run.defer(exc)
         if fetched is None:
             return run.abandon()
         images, image_ids, errors = fetched
@@ -146,6 +149,8 @@ class Pipeline:
                 return None
             try:
                 image = self.fetcher.fetch(ref)
+            except EnvironmentFailure:
+                raise  # the machine, not this image: handled by process()
             except ImageError as exc:
                 if self.stop.is_set():  # the download was cut short by the shutdown
                     return None
@@ -204,6 +209,17 @@ class _PostRun:
         """Stopped before the post was finished: processed again on the next start."""
         self.store.finish(self.post.fullname, "abandoned", reason="shutdown")
         return self._log("abandoned", reason="shutdown")
+
+    def defer(self, exc: EnvironmentFailure) -> str:
+        """The machine failed (disk full): retry after ``[daemon] retry_base_s`` without
+        counting this attempt, so a long outage loses no post."""
+        now = time.time()
+        when = now + self.daemon_config.retry_base_s
+        reason = f"{exc.reason}: {exc}"[:300]
+        self.store.finish(self.post.fullname, "retry", reason=reason, next_attempt_at=when,
+                          refund_attempt=True)
+        log.warning("environment_failure", fullname=self.post.fullname, error=str(exc)[:300])
+        return self._log("retry", reason=reason, retry_in_s=round(when - now, 1))
 
     def retry_later(self, reason: str) -> str:
         """A retryable failure: try again after ``[daemon]``'s backoff."""

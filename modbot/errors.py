@@ -5,6 +5,8 @@
 - ``ConfigError``       — the configuration file or environment is unusable (our side).
 - ``ImageError``        — an image could not be resolved, fetched or decoded. Each subclass
   carries a short machine-readable ``reason`` that is stored in the database as-is.
+- ``EnvironmentFailure`` — the machine, not the post (``DiskFullError``): retried later
+  without using up the submission's attempts.
 - ``ModelError``        — the model directory is missing, unreadable or inconsistent.
 - ``StoreError``        — the SQLite database is unusable (e.g. a migration failed).
 - ``RedditError``       — Reddit (or the sandbox) answered with something unusable
@@ -97,6 +99,20 @@ class BlockedAddressError(ImageError):
     """The URL resolves to a private, loopback or link-local address that is not allowed."""
 
     reason = "blocked_address"
+
+
+class EnvironmentFailure(ModbotError):
+    """The machine failed, not the post: the disk is full, a folder is read-only. The daemon
+    retries the submission later without counting the attempt. ``reason`` is stored as-is."""
+
+    reason = "environment"
+
+
+class DiskFullError(EnvironmentFailure):
+    """A write failed for lack of space or quota (``ENOSPC``, ``EDQUOT``) or on a read-only
+    file system (``EROFS``)."""
+
+    reason = "disk_full"
 
 
 class ModelError(ModbotError):

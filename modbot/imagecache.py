@@ -7,6 +7,7 @@ through the one decoder (:func:`modbot.decode.decode_image`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from modbot.decode import decode_image
-from modbot.errors import ImageDecodeError
+from modbot.errors import DiskFullError, ImageDecodeError
 from modbot.fsutil import write_atomic
 
 __all__ = ["cache_path", "find_cached", "load_cached", "store_original"]
@@ -65,10 +66,21 @@ def store_original(path: Path, data: bytes) -> None:
 
     A crash leaves either no file or the whole file at ``path`` (a stray ``.tmp-*`` file at
     worst, never a half-written cache entry). An existing file is kept: same name, same bytes.
+    Raises :class:`~modbot.errors.DiskFullError` when the disk is full, over quota or
+    read-only, and ``OSError`` for other failures.
     """
     if path.exists():
         return
-    write_atomic(path, data)
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise DiskFullError(f"cannot write the image cache at {path.parent}: {exc.strerror}") from exc
+        raise
+
+
+#: errno values that mean "the disk, not this image" (retry later, when space returns).
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:

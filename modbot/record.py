@@ -180,13 +180,14 @@ class Store:
         return attempts
 
     def finish(self, fullname: str, status: str, *, reason: str | None = None,
-               next_attempt_at: float | None = None) -> None:
-        """Set the submission's final (or retry) status and reason."""
+               next_attempt_at: float | None = None, refund_attempt: bool = False) -> None:
+        """Set the submission's final (or retry) status and reason. ``refund_attempt``: this
+        attempt does not count (the machine failed, not the post; see ``EnvironmentFailure``)."""
         with self._tx():
             self.db.execute(
-                "UPDATE submissions SET status = ?, reason = ?, next_attempt_at = ?, updated_at = ? "
-                "WHERE fullname = ?",
-                [status, reason, next_attempt_at, time.time(), fullname],
+                "UPDATE submissions SET status = ?, reason = ?, next_attempt_at = ?, updated_at = ?, "
+                "attempts = attempts - ? WHERE fullname = ?",
+                [status, reason, next_attempt_at, time.time(), int(refund_attempt), fullname],
             )
 
     def unfinished(self) -> list[str]:

@@ -177,3 +177,54 @@ def test_a_post_linking_a_trickling_server_does_not_hold_the_stream(tmp_path):
             assert "fetch_failed" in rows["t3_slow01"][1]
     finally:
         server.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs (root only), filled up: writes fail with ENOSPC until ``free()``."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    filler = mount / "filler"
+    try:
+        with open(filler, "wb") as handle:
+            handle.write(b"\0" * 4096 * 1024)
+    except OSError:
+        pass  # full now
+    try:
+        yield mount, filler
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_a_full_disk_defers_posts_without_using_up_their_attempts(tmp_path, tiny_disk):
+    """Item 9: with the image cache's disk full, posts were retried max_attempts times and then
+    failed for good (29 of 36 lost in one run). Now they wait, and finish once space returns."""
+    import time
+
+    mount, filler = tiny_disk
+    posts = [image_post(f"dsk{i:03d}", "good.jpg") for i in range(4)]
+    with SandboxServer(posts, {"good.jpg": GOOD}, released=4) as server:
+        daemon = fast_daemon(server, tmp_path, storage={"image_cache": str(mount / "cache")},
+                             daemon={"retry_base_s": 0.2, "max_attempts": 2})
+        started = time.monotonic()
+
+        def freed_after_a_while():
+            rows = statuses(daemon.store.db)
+            if filler.exists() and time.monotonic() - started > 2.0:
+                assert all(rows[f"t3_{p['id']}"][0] == "retry" for p in posts), rows
+                assert all("disk_full" in rows[f"t3_{p['id']}"][1] for p in posts), rows
+                filler.unlink()
+            return not filler.exists() and all_final(daemon, server)
+
+        run_until(daemon, freed_after_a_while, timeout_s=30)
+        rows = statuses(daemon.store.db)
+        assert all(rows[f"t3_{p['id']}"] == ("done", None) for p in posts), rows
+        attempts = [r[0] for r in daemon.store.db.execute("SELECT attempts FROM submissions")]
+        assert attempts == [1, 1, 1, 1]
