@@ -40,6 +40,17 @@ log = structlog.get_logger("modbot.act")
 
 
 @dataclass(frozen=True)
+class _RedditState:
+    """What Reddit shows of a submission right before acting: ``removed`` is its
+    ``removed_by_category`` (``moderator``, ``automod_filtered``, ``deleted``, …) or None;
+    ``my_report``/``my_comment`` modbot's own report reason / comment fullname, if any."""
+
+    removed: str | None
+    my_report: str | None
+    my_comment: str | None
+
+
+@dataclass(frozen=True)
 class ActionOutcome:
     """What happened to one action kind for one submission: ``status`` as stored in ``actions``."""
 
@@ -73,33 +84,93 @@ class Actor:
         self.reddit = reddit
         self.store = store
         self.config = config
+        self._username: str | None = None
 
     def act(self, post: Post, verdict: Verdict, model_version: str | None) -> list[ActionOutcome]:
-        """Act on a verdict. Only ``mismatch`` leads to actions; returns one outcome per kind."""
+        """Act on a verdict. Only ``mismatch`` leads to actions; returns one outcome per kind.
+
+        Before anything is sent, the submission is read from Reddit once
+        (:meth:`_state_on_reddit`): a post removed meanwhile gets no action (``skipped``), and a
+        report or comment of modbot's own already on Reddit is recorded as ``sent`` instead of
+        sent again — so "never twice" holds even when the local database was lost.
+        """
         if verdict.kind is not VerdictKind.MISMATCH:
             return []
-        outcomes = []
         plans = (
             ("report", self.config.report,
              report_reason(self.config.report_template, post, verdict, model_version)),
             ("comment", self.config.comment,
              render(self.config.comment_template, post, verdict, model_version)),
         )
+        state: _RedditState | ActionOutcome | None = None
+        if any(enabled and self.store.action_status(post.fullname, kind) is None
+               for kind, enabled, _ in plans):
+            state = self._state_on_reddit(post)
+        outcomes: list[ActionOutcome] = []
         for kind, enabled, text in plans:
-            if outcomes and outcomes[-1].status in ("abandoned", "deferred"):
-                # the budget now blocks every request: do not claim this kind either
-                outcomes.append(ActionOutcome(kind, outcomes[-1].status, outcomes[-1].detail))
+            blocked = state if isinstance(state, ActionOutcome) else (
+                outcomes[-1] if outcomes and outcomes[-1].status in ("abandoned", "deferred") else None)
+            if enabled and blocked is not None:
+                # the budget blocks every request now: do not claim this kind either
+                outcomes.append(ActionOutcome(kind, blocked.status, blocked.detail))
                 continue
-            status = "intent" if enabled else "dry_run"
-            if not self.store.claim_action(post.fullname, kind, status=status, text=text):
-                outcomes.append(ActionOutcome(kind, "already_recorded",
-                                              self.store.action_status(post.fullname, kind)))
-                continue
-            if not enabled:
-                outcomes.append(ActionOutcome(kind, "dry_run"))
-                continue
-            outcomes.append(self._send(post, kind, text))
+            outcomes.append(self._act_one(post, kind, enabled, text,
+                                          state if isinstance(state, _RedditState) else None))
         return outcomes
+
+    def _act_one(self, post: Post, kind: str, enabled: bool, text: str,
+                 state: _RedditState | None) -> ActionOutcome:
+        """Claim the action row, then send it — unless Reddit shows it is not needed."""
+        status = "intent" if enabled else "dry_run"
+        if not self.store.claim_action(post.fullname, kind, status=status, text=text):
+            return ActionOutcome(kind, "already_recorded", self.store.action_status(post.fullname, kind))
+        if not enabled:
+            return ActionOutcome(kind, "dry_run")
+        if state is None:  # the row was not there when act() looked, so Reddit was not read
+            fetched = self._state_on_reddit(post)
+            if isinstance(fetched, ActionOutcome):
+                self.store.release_action(post.fullname, kind)
+                return ActionOutcome(kind, fetched.status, fetched.detail)
+            state = fetched
+        if state.removed:
+            detail = f"submission removed ({state.removed}) before modbot acted"
+            self.store.complete_action(post.fullname, kind, status="skipped", error=detail)
+            log.info("action_skipped", fullname=post.fullname, kind=kind, reason=detail)
+            return ActionOutcome(kind, "skipped", detail)
+        earlier = state.my_comment if kind == "comment" else state.my_report
+        if earlier:
+            self.store.complete_action(post.fullname, kind, status="sent", reddit_id=state.my_comment
+                                       if kind == "comment" else None, error="found on Reddit")
+            log.warning("action_found_on_reddit", fullname=post.fullname, kind=kind)
+            return ActionOutcome(kind, "already_on_reddit", earlier)
+        return self._send(post, kind, text)
+
+    def _me(self) -> str:
+        if self._username is None:
+            self._username = str(self.reddit.user.me()).lower()
+        return self._username
+
+    def _state_on_reddit(self, post: Post) -> _RedditState | ActionOutcome:
+        """The submission as Reddit has it now (one ``GET /comments/<id>``): removed or not,
+        and modbot's own report and comment on it. A failure to read it defers the actions
+        (``deferred``: the post is retried later) or abandons them when stopping."""
+        try:
+            me = self._me()
+            submission = self.reddit.submission(id=post.id)
+            submission.comments.replace_more(limit=0)
+            removed = getattr(submission, "removed_by_category", None)
+            reports = getattr(submission, "mod_reports", None) or []
+            my_report = next((str(r[0]) for r in reports
+                              if len(r) > 1 and str(r[1]).lower() == me), None)
+            my_comment = next((c.fullname for c in submission.comments
+                               if c.author is not None and str(c.author).lower() == me), None)
+        except ShuttingDown:
+            return ActionOutcome("check", "abandoned", "shutting down before the check was sent")
+        except Exception as exc:  # praw/prawcore raise many types; unverifiable = not now
+            detail = f"could not read the submission first: {type(exc).__name__}: {exc}"[:300]
+            log.warning("action_deferred", fullname=post.fullname, error=detail)
+            return ActionOutcome("check", "deferred", detail)
+        return _RedditState(str(removed) if removed else None, my_report, my_comment)
 
     def _send(self, post: Post, kind: str, text: str) -> ActionOutcome:
         submission = self.reddit.submission(id=post.id)

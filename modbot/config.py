@@ -338,7 +338,8 @@ def _check_reddit(config: Config) -> None:
     _require(bool(r.user_agent.strip()), "[reddit] user_agent", r.user_agent, "a non-empty string")
     _require(1 <= r.requests_per_minute <= 100, "[reddit] requests_per_minute",
              r.requests_per_minute, "1-100 (Reddit allows 100 per minute)")
-    _positive(r, "reddit", ("request_timeout", "poll_interval"))
+    _positive(r, "reddit", ("request_timeout",))
+    _positive(r, "reddit", ("poll_interval",), inclusive=True)
 
 
 def _check_images(config: Config) -> None:

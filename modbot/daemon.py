@@ -95,6 +95,11 @@ class Pipeline:
         stated = stated_medium(post.title, post.link_flair_text, vocabulary=self.vocabulary)
         run = _PostRun(self, post, stated)
 
+        # already removed (AutoModerator, a moderator, the author): nothing to judge or act on
+        removed = post.data.get("removed_by_category")
+        if removed:
+            return run.finish("skipped", f"removed:{removed}"[:100])
+
         # images: resolve
         resolution = resolve_images(post.data, max_images=self.config.images.max_images_per_post)
         if resolution.skip_reason:
@@ -253,7 +258,7 @@ class Daemon:
         self._restart_stream = False
         self.reddit = reddit
         self.budget = budget_of(reddit)
-        self.store = store or Store(config.storage.database)
+        self.store = store or Store(config.storage.database, exclusive=True)
         check_learning(config.learning)  # ConfigError at start-up, not at 04:30
         served = classifier or load_classifier(config)
         # Promotion swaps the model inside this wrapper: one post never sees two models.

@@ -16,6 +16,7 @@ Reddit: written *before* the call), ``sent``, ``failed`` (Reddit refused; not re
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -97,21 +98,68 @@ def post_json(data: Mapping[str, Any]) -> str:
     return json.dumps(clean, default=str, sort_keys=True)
 
 
+def _lock(path: str) -> Any:
+    """Take an exclusive ``flock`` on ``<path>.lock`` (created if needed); the open file is
+    the lock. Raises ``StoreError`` when another process holds it."""
+    lock_path = Path(f"{path}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - held for the Store's lifetime
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {lock_path}: {exc}") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise StoreError(f"another modbot daemon is using {path} (lock {lock_path} is held); "
+                         "two daemons on one database would act twice") from exc
+    return handle
+
+
+def _quick_check(db: Database, path: str) -> None:
+    """``PRAGMA quick_check``; raises ``StoreError`` with SQLite's first findings."""
+    try:
+        rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.Error as exc:
+        raise StoreError(f"database {path} failed its integrity check: {exc}") from exc
+    if rows != ["ok"]:
+        raise StoreError(f"database {path} failed its integrity check: {'; '.join(rows[:5])}")
+
+
 class Store:
     """The modbot database: one instance per process, safe to use from one thread at a time
     (the daemon's retrain thread opens its own)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, exclusive: bool = False) -> None:
+        """Open (and migrate) the database at ``path``.
+
+        ``exclusive`` (the daemon): first take the lock file ``<path>.lock`` (``flock``; held
+        until :meth:`close` or the process ends, so a crash never leaves it stale) — a second
+        daemon on the same database would double every action — then run
+        ``PRAGMA quick_check``. Raises ``StoreError`` when the lock is held by another
+        process, the database is corrupt, or it cannot be opened or migrated.
+        """
         self.path = str(path)
-        self.db = open_database(path)
+        self._lock_file = _lock(self.path) if exclusive else None
+        try:
+            self.db = open_database(path)
+            if exclusive:
+                _quick_check(self.db, self.path)
+        except BaseException:
+            if self._lock_file is not None:
+                self._lock_file.close()
+            raise
 
     def close(self) -> None:
-        """Checkpoint the WAL and close the connection."""
+        """Checkpoint the WAL, close the connection and release the lock."""
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass
         self.db.conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     @contextmanager
     def _tx(self) -> Iterator[None]:

@@ -228,3 +228,105 @@ def test_a_full_disk_defers_posts_without_using_up_their_attempts(tmp_path, tiny
         assert all(rows[f"t3_{p['id']}"] == ("done", None) for p in posts), rows
         attempts = [r[0] for r in daemon.store.db.execute("SELECT attempts FROM submissions")]
         assert attempts == [1, 1, 1, 1]
+
+
+def _mismatch_post(pid: str) -> dict:
+    return image_post(pid, "good.jpg", title="Rain, me, digital, 2021")  # the stub says photo
+
+
+def test_posts_already_removed_are_skipped_and_removal_is_checked_before_acting(tmp_path):
+    """Item 15: posts with removed_by_category were judged and acted on like live ones. Now a
+    post removed when streamed is skipped; one removed by a moderator between streaming and
+    acting gets no report or comment (Reddit is read right before sending)."""
+    import threading
+
+    from support import sandbox_reddit
+
+    removed = _mismatch_post("rem001")
+    removed["removed_by_category"] = "automod_filtered"
+    live = _mismatch_post("liv001")
+    later = image_post("lat001", "slow.jpg", title="Rain, me, digital, 2021")
+    with SandboxServer([removed, live, later], {"good.jpg": GOOD, "slow.jpg": GOOD},
+                       released=3) as server:
+        server.add_latency(r"^/i/slow\.jpg$", 1.5)  # modbot is busy downloading lat001 ...
+        moderator = sandbox_reddit(server)
+        remover = threading.Timer(0.7, lambda: moderator.submission("lat001").mod.remove())
+        remover.start()  # ... when a moderator removes it
+        daemon = fast_daemon(server, tmp_path, act=True)
+        run_until(daemon, lambda: all_final(daemon, server), timeout_s=30)
+        remover.join()
+        rows = statuses(daemon.store.db)
+        assert rows["t3_rem001"] == ("skipped", "removed:automod_filtered")
+        sent = {(w.kind, w.fullname) for w in server.writes if w.ok and w.kind in ("report", "comment")}
+        assert sent == {("report", "t3_liv001"), ("comment", "t3_liv001")}
+        actions = {r["kind"]: r["status"] for r in daemon.store.db.query(
+            "SELECT kind, status FROM actions WHERE submission = 't3_lat001'")}
+        assert actions == {"report": "skipped", "comment": "skipped"}
+
+
+def test_a_lost_database_does_not_make_modbot_act_twice(tmp_path):
+    """Item 11: "never twice" rested on the local database alone; with it replaced by an empty
+    one, modbot reported and commented again. Now it reads its own earlier report and comment
+    on Reddit first and records them as sent."""
+    posts = [_mismatch_post(f"dup{i:03d}") for i in range(3)]
+    with SandboxServer(posts, {"good.jpg": GOOD}, released=3) as server:
+        first = fast_daemon(server, tmp_path / "a", act=True)
+        run_until(first, lambda: all_final(first, server), timeout_s=30)
+        first.close()
+        before = [w for w in server.writes if w.kind in ("report", "comment")]
+        assert len(before) == 6
+        second = fast_daemon(server, tmp_path / "b", act=True)  # a new, empty database
+        run_until(second, lambda: all_final(second, server), timeout_s=30)
+        after = [w for w in server.writes if w.kind in ("report", "comment")]
+        assert len(after) == 6  # nothing sent again
+        rows = list(second.store.db.query("SELECT kind, status, error FROM actions"))
+        assert len(rows) == 6 and all(r["status"] == "sent" and r["error"] == "found on Reddit"
+                                      for r in rows)
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(tmp_path):
+    """Item 11: two daemons on one database were not prevented (each with its own budget)."""
+    from modbot.errors import StoreError
+    from modbot.record import Store
+
+    first = Store(tmp_path / "modbot.db", exclusive=True)
+    try:
+        with pytest.raises(StoreError, match="another modbot daemon"):
+            Store(tmp_path / "modbot.db", exclusive=True)
+        Store(tmp_path / "modbot.db").close()  # readers and tools are not locked out
+    finally:
+        first.close()
+    Store(tmp_path / "modbot.db", exclusive=True).close()  # released with the first
+
+
+def test_a_zeroed_index_page_stops_the_daemon_at_start(tmp_path):
+    """Item 11: a zeroed unique index let sent actions be claimed again; no integrity check
+    ran at start. Now the daemon refuses a database that fails PRAGMA quick_check."""
+    import sqlite3
+
+    from modbot.errors import StoreError
+    from modbot.record import Store
+
+    path = tmp_path / "modbot.db"
+    from modbot.medium import stated_medium
+
+    store = Store(path)
+    for i in range(400):
+        post = post_from_data(image_post(f"x{i}", "good.jpg"))
+        store.begin(post, stated_medium(post.title, None))
+        store.claim_action(post.fullname, "report", status="intent", text="r")
+        store.complete_action(post.fullname, "report", status="sent")
+        store.finish(post.fullname, "done")
+    store.close()
+    conn = sqlite3.connect(path)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    index = next(name for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'actions'")
+        if sql and "UNIQUE" in sql.upper())
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", [index]).fetchone()[0]
+    conn.close()
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\0" * page_size)
+    with pytest.raises(StoreError, match="integrity check"):
+        Store(path, exclusive=True)
