@@ -315,6 +315,13 @@ class Daemon:
             if stop is not None and stop.is_set():
                 return
             self.notifier.watchdog()
+            attempts = self.store.attempts_of(fullname) or 0
+            if attempts >= self.config.daemon.max_attempts:
+                # begun max_attempts times and never finished (a kill, a hang, a crash of the
+                # process itself): set it aside instead of resuming it first on every start
+                self.store.finish(fullname, "failed", reason="unfinished_after_max_attempts")
+                log.error("submission_set_aside", fullname=fullname, attempts=attempts)
+                continue
             data = self.store.stored_data(fullname)
             if data:
                 log.info("resume_unfinished", fullname=fullname)

@@ -330,3 +330,25 @@ def test_a_zeroed_index_page_stops_the_daemon_at_start(tmp_path):
         handle.write(b"\0" * page_size)
     with pytest.raises(StoreError, match="integrity check"):
         Store(path, exclusive=True)
+
+
+def test_a_post_begun_max_attempts_times_is_set_aside_at_start(tmp_path):
+    """Item 7: a post that hung or killed the daemon was resumed first on every restart. After
+    max_attempts unfinished starts it is failed with a reason, and the stream goes on."""
+    from modbot.medium import stated_medium
+    from modbot.record import Store
+
+    stuck = image_post("stk001", "stuck.jpg")
+    control = image_post("ctl001", "good.jpg")
+    with SandboxServer([stuck, control], {"good.jpg": GOOD, "stuck.jpg": GOOD}, released=2) as server:
+        store = Store(tmp_path / "modbot.db")
+        post = post_from_data({**stuck, "url": stuck["url"].format(base=server.url)})
+        for _ in range(3):  # three starts that never finished it (kill -9 mid-post)
+            store.begin(post, stated_medium(post.title, None))
+        store.close()
+        daemon = fast_daemon(server, tmp_path, daemon={"max_attempts": 3})
+        run_until(daemon, lambda: all_final(daemon, server), timeout_s=30)
+        rows = statuses(daemon.store.db)
+        assert rows["t3_stk001"] == ("failed", "unfinished_after_max_attempts")
+        assert rows["t3_ctl001"] == ("done", None)
+        assert not [r for r in server.requests if r.path.endswith("stuck.jpg")]
