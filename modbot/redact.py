@@ -9,8 +9,11 @@ this is the second line of defence for what libraries put into exception message
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import sys
+import urllib.parse
 import threading
 import traceback
 from collections.abc import Iterable, Mapping
@@ -26,10 +29,26 @@ _secrets: set[str] = set()
 
 
 def add_secret(value: Any) -> None:
-    """Register a secret string (ignored when not a string or shorter than 6 characters)."""
+    """Register a secret string (ignored when not a string or shorter than 6 characters),
+    with the forms it takes in other text: its ``repr``/JSON escapes (quotes, backslashes,
+    non-ASCII) and its URL encodings (``quote``, ``quote_plus``: a form body or query)."""
     if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
-            _secrets.add(value)
+            _secrets.update(_forms(value))
+
+
+def add_basic_auth(user: Any, password: Any) -> None:
+    """Register the HTTP Basic credentials ``base64(user:password)`` of an OAuth client (the
+    ``Authorization`` header of a token request) as a secret too."""
+    if isinstance(user, str) and isinstance(password, str) and len(password) >= MIN_SECRET_LENGTH:
+        add_secret(base64.b64encode(f"{user}:{password}".encode()).decode("ascii"))
+
+
+def _forms(secret: str) -> set[str]:
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
+             json.dumps(secret, ensure_ascii=False)[1:-1],
+             urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
 def add_secrets(values: Iterable[Any]) -> None:

@@ -78,6 +78,8 @@ def make_reddit(config: Config, *, budget: RequestBudget | None = None, **creden
         raise ConfigError(f"Reddit credentials incomplete: {exc}") from exc
     redact.add_secrets(getattr(reddit.config, k, None)
                        for k in ("client_secret", "password", "refresh_token"))
+    redact.add_basic_auth(getattr(reddit.config, "client_id", None),
+                          getattr(reddit.config, "client_secret", None))
     setattr(reddit, BUDGET_ATTRIBUTE, budget)
     return reddit
 

@@ -214,3 +214,39 @@ def test_credentials_from_praw_ini_in_the_credentials_directory(tmp_path):
                          {"client_secret": server.client_secret, "password": server.password,
                           **{f"token{i}": t for i, t in enumerate(server.issued_tokens)}})
         assert server.client_secret in ini_text  # (the grep would have found it there)
+
+
+def test_console_tracebacks_show_no_local_variables_and_other_forms_are_masked():
+    """Issue 12 item 13: the console renderer's pretty tracebacks printed local variables —
+    the client secret and password among them — after redaction; a secret's repr, JSON,
+    URL-encoded and HTTP Basic forms were not masked."""
+    import base64
+    from urllib.parse import quote
+
+    secret = 'pa"ss w/rd+ü&=x'
+    basic = base64.b64encode(f"client-id-1:{secret}".encode()).decode()
+    code = f"""
+import sys
+from modbot.log import configure_logging
+from modbot import redact
+import structlog
+configure_logging(json=False, level="INFO", stream=sys.stdout)
+redact.install()
+redact.add_secret({secret!r})
+redact.add_basic_auth("client-id-1", {secret!r})
+log = structlog.get_logger("t")
+def leak(password):
+    raise ValueError("login failed")
+try:
+    leak({secret!r})
+except ValueError:
+    log.error("failed", exc_info=True)
+log.info("forms", r=repr({secret!r}), q={quote(secret, safe="")!r}, b={("Basic " + basic)!r})
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    output = (proc.stdout + proc.stderr).decode()
+    assert proc.returncode == 0, output
+    assert "login failed" in output  # the traceback is there ...
+    for form in (secret, repr(secret)[1:-1], quote(secret, safe=""), basic, "ss w/rd"):
+        assert form not in output, form  # ... but neither locals nor any form of the secret
