@@ -200,3 +200,20 @@ def test_idle_polling_does_not_busy_loop(tmp_path):
         daemon.close()
         polls = [r for r in server.requests if r.path.endswith("/new")]
         assert 3 <= len(polls) <= 8, len(polls)  # ~one per poll_interval, not thousands
+
+
+def test_requests_are_spread_evenly_after_a_small_burst():
+    """Issue 14: the 60-s window let 90 requests through at once and then blocked for 12–13 s,
+    so a new post waited for its turn. Now only ``burst`` go back to back; after that they are
+    60/per_minute seconds apart, and the window cap still holds."""
+    clock = FakeClock()
+    b = budget(clock, per_minute=90, burst=10)
+    sent_at = []
+    for _ in range(200):
+        b.acquire()
+        sent_at.append(clock.now)
+    gaps = [b2 - a for a, b2 in zip(sent_at, sent_at[1:])]
+    assert gaps[:9] == [0.0] * 9
+    assert max(gaps) == pytest.approx(60 / 90)  # never a stall longer than the even pace
+    for t in sent_at:
+        assert sum(1 for u in sent_at if t <= u < t + 60) <= 90
