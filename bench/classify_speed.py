@@ -149,7 +149,8 @@ def serve_measurements(model_dir: str | None, n_single: int, n_rss: int) -> dict
 
 def keras_measurements(model_dir: str | None, n: int) -> dict[str, Any]:
     """Naive ``model.predict`` per image and the traced ``KerasClassifier`` path."""
-    from modbot.classify import KerasClassifier, preprocess
+    from modbot.classify import preprocess
+    from modbot.ml.keras_classifier import KerasClassifier
 
     clf = KerasClassifier.load(model_dir)
     images = sample_images(224)

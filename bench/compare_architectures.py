@@ -13,7 +13,7 @@ table is printed):
 
 - ``lite0-linear``: EfficientNet-Lite0 (ImageNet, frozen) + softmax layer on pooled features.
 - ``lite0-mlp``:    frozen Lite0 + a 256-unit ReLU layer + softmax.
-- ``lite0-ft11``:   Lite0 with blocks 11–15 + head conv fine-tuned (the shipped recipe).
+- ``lite0-ft11``:   Lite0 with blocks 11–15 + head conv fine-tuned (an earlier shipped recipe).
 - ``lite0-ft8``:    Lite0 with blocks 8–15 + head conv fine-tuned.
 - ``mnv3``:         MobileNetV3-Small from scratch (no pretrained weights offline).
 - ``loo-linear`` / ``loo-ft11``: LOO with the frozen-feature linear head / the fine-tuned recipe.
@@ -59,8 +59,13 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from pacs_tree import DEFAULT_PACS, DEPICTION_TO_MEDIUM, SPLITS  # noqa: E402
 
-from modbot.ml.training import classification_report, expected_calibration_error, fit_temperature  # noqa: E402
 from modbot.classify import apply_temperature  # noqa: E402
+from modbot.ml.architectures import build_classifier, lite0_lower, lite0_upper  # noqa: E402
+from modbot.ml.augment import augmentation_model  # noqa: E402
+from modbot.ml.data import load_split  # noqa: E402
+from modbot.ml.metrics import classification_report, expected_calibration_error, fit_temperature  # noqa: E402
+from modbot.ml.tf import load_tensorflow  # noqa: E402  (importing it does not import TensorFlow)
+from modbot.ml.training import lite0_features, lite0_pooled, predict_in_batches, train_on_copies  # noqa: E402
 
 LABELS = ["digital", "painting", "drawing", "photography"]  # MEDIA order, as train_model writes
 OBJECTS = ("dog", "elephant", "giraffe", "horse", "person")
@@ -69,8 +74,6 @@ OBJECTS = ("dog", "elephant", "giraffe", "horse", "person")
 def load_pacs(pacs: Path, size: int, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All PACS images preprocessed to ``size`` px (uint8), labels (index into LABELS) and
     object names; cached as .npy."""
-    from modbot.ml.training import load_split
-
     files, y, obj = [], [], []
     for depiction, medium in DEPICTION_TO_MEDIUM.items():
         for o in OBJECTS:
@@ -91,8 +94,6 @@ def load_pacs(pacs: Path, size: int, cache: Path) -> tuple[np.ndarray, np.ndarra
 
 def lower_features(x: np.ndarray, size: int, copies: int, cache: Path, seed: int = 0) -> list[np.ndarray]:
     """Frozen Lite0 block-0–7 features: clean (copy 0) + ``copies`` augmented; cached."""
-    from modbot.ml.training import augmentation_model, lite0_features, lite0_lower
-
     out = []
     lower = augment = None
     for k in range(copies + 1):
@@ -109,8 +110,6 @@ def lower_features(x: np.ndarray, size: int, copies: int, cache: Path, seed: int
 
 def pooled(copies: list[np.ndarray], size: int, cache: Path) -> list[np.ndarray]:
     """Frozen-backbone 1280-d embeddings of each copy (pretrained blocks 8–15 + head); cached."""
-    from modbot.ml.training import lite0_pooled
-
     out = []
     for k, feats in enumerate(copies):
         f = cache / f"p{size}_c{k}.npy"
@@ -145,8 +144,6 @@ def run_one(name: str, train: np.ndarray, val: np.ndarray | None, test: np.ndarr
             seed: int) -> dict[str, Any]:
     """Train experiment ``name`` on index arrays ``train`` (validation ``val``: may be None)
     and score ``test``. Returns the result row."""
-    from modbot.ml.training import lite0_upper, predict_in_batches, train_on_copies
-
     t0 = time.monotonic()
     y_val = y[val] if val is not None else np.zeros((0,), dtype=np.int64)
     if name in ("lite0-linear", "lite0-mlp", "loo-linear"):
@@ -173,8 +170,6 @@ def run_one(name: str, train: np.ndarray, val: np.ndarray | None, test: np.ndarr
         detail = {"fine_tune_from": start, "skip_blocks": list(skip),
                   "trainable_params": int(sum(np.prod(w.shape) for w in upper.trainable_weights))}
     elif name == "mnv3":
-        from modbot.ml.training import build_classifier
-
         x = np.load(Path(ARGS.cache) / f"x{size}.npy")
         model = build_classifier("mobilenet_v3_small", len(LABELS), (size, size), seed=seed, weights=None)
         fit = train_on_copies(model, [x[train].astype(np.float32)], y[train], x[val].astype(np.float32), y_val,
@@ -224,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    from modbot.classify import load_tensorflow
-
     load_tensorflow()
     x, y, obj = load_pacs(Path(args.pacs), args.size, cache)
     needs_feats = any(r.startswith(("lite0", "loo")) for r in args.run)

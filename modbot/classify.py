@@ -10,7 +10,7 @@ directory (the one shipped in the package ``modbot.model`` by default);
                      layers live inside. Output: softmax probabilities, shape (N, len(labels)).
       model.tflite   optional LiteRT export of model.keras (uint8 input, same output; float16
                      weights, or int8 weights and activations), written and checked against
-                     model.keras by ``modbot.ml.training.export_tflite``
+                     model.keras by ``modbot.ml.export.export_tflite``
       labels.json    {"labels": [canonical media in output order], "version": "...",
                       "input_size": [H, W], "temperature": T (calibration, default 1),
                       "tflite": {"quantize": ..., "passed": ..., "max_abs_diff": ...,
@@ -21,20 +21,20 @@ directory (the one shipped in the package ``modbot.model`` by default);
 - :class:`LiteRTClassifier` runs ``model.tflite`` with ``ai-edge-litert`` and never imports
   TensorFlow (measured here: ~70 MB resident, loads in a fraction of a second). Used when the
   export's recorded check passed and both files are unchanged since (:func:`tflite_check_status`).
-- :class:`KerasClassifier` runs ``model.keras`` through one ``tf.function`` with a fixed input
-  signature (uint8, batch dimension ``None``), traced once at load: calling ``model.predict``
-  per image costs ~10× more per image on a 2-core machine. TensorFlow is imported lazily, the
-  first time such a model is loaded (it costs seconds and ~500 MB), so importing this module
-  is cheap.
+- :class:`modbot.ml.keras_classifier.KerasClassifier` runs ``model.keras`` with TensorFlow: the
+  fallback when there is no such export. :func:`load_classifier` imports it only then, so
+  importing this module imports neither TensorFlow nor anything of :mod:`modbot.ml`.
 
 Both apply the calibration temperature of ``labels.json`` (:func:`apply_temperature`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -181,7 +181,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     Equal to ``softmax(logits / T)`` for the logits behind ``probs`` (the log-sum-exp shift
     cancels); probabilities are clipped at 1e-12 before the log. ``T > 1`` softens
     over-confident outputs, ``T == 1`` returns the input (renormalised). The temperature is
-    fitted on validation data by ``modbot.ml.training.fit_temperature`` and stored in
+    fitted on validation data by ``modbot.ml.metrics.fit_temperature`` and stored in
     ``labels.json`` (``"temperature"``).
     """
     p = np.asarray(probs, dtype=np.float64)
@@ -216,8 +216,6 @@ def _cpu_count() -> int:
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -229,7 +227,7 @@ def tflite_check_status(model_dir: str | os.PathLike[str], meta: dict[str, Any] 
     """Why the LiteRT export of ``model_dir`` must not serve, or ``None`` when it may.
 
     It may serve when ``model.tflite`` exists, ``labels.json`` records a passed check
-    (``"tflite": {"passed": true, ...}``, written by ``modbot.ml.training.export_tflite`` after
+    (``"tflite": {"passed": true, ...}``, written by ``modbot.ml.export.export_tflite`` after
     comparing the export's probabilities with the Keras model's), and both files still have
     the SHA-256 digests recorded then (so a retrained ``model.keras`` disables a stale export).
     """
@@ -253,9 +251,9 @@ class LiteRTClassifier:
 
     The export takes ``uint8`` RGB ``(N, H, W, 3)`` (0–255) and returns the Keras model's
     softmax; calibration (``temperature`` from ``labels.json``) is applied here, as in
-    :class:`KerasClassifier`. One interpreter, guarded by a lock (LiteRT interpreters are not
-    thread-safe), run on chunks of ``batch`` images (default :data:`LITERT_BATCH`); its input
-    is resized when the chunk size changes.
+    :class:`~modbot.ml.keras_classifier.KerasClassifier`. One interpreter, guarded by a lock
+    (LiteRT interpreters are not thread-safe), run on chunks of ``batch`` images (default
+    :data:`LITERT_BATCH`); its input is resized when the chunk size changes.
     """
 
     labels: tuple[str, ...]
@@ -264,8 +262,6 @@ class LiteRTClassifier:
     def __init__(self, interpreter: Any, meta: dict[str, Any], model_dir: Path, threads: int,
                  batch: int = LITERT_BATCH) -> None:
         """Use :meth:`load`."""
-        import threading
-
         self._interpreter = interpreter
         self._lock = threading.Lock()
         self._input = interpreter.get_input_details()[0]
@@ -363,12 +359,13 @@ class LiteRTClassifier:
         return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
 
     def predict_proba(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Like :meth:`KerasClassifier.predict_proba`: float64 ``(N, len(labels))``."""
+        """Calibrated probabilities of Pillow images (preprocessed by :func:`preprocess`):
+        float64 ``(N, len(labels))``, rows summing to 1. Raises ``TypeError`` for a non-image."""
         return self.predict_batch(preprocess(images, self.input_size))
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
-        """One :class:`~modbot.domain.Prediction` per image, in order (see
-        :meth:`KerasClassifier.predict`)."""
+        """One :class:`~modbot.domain.Prediction` per image, in order; ``probabilities`` maps
+        every label to a Python ``float``, each mapping sums to 1 (up to float rounding)."""
         return [
             Prediction(probabilities={label: float(p) for label, p in zip(self.labels, row)},
                        model_version=self.version)
@@ -385,7 +382,8 @@ def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend:
 
     ``backend="auto"``: :class:`LiteRTClassifier` when the directory's LiteRT export passed its
     recorded check against the Keras model (:func:`tflite_check_status`) and ``ai-edge-litert``
-    is installed — TensorFlow is then never imported — else :class:`KerasClassifier`.
+    is installed — TensorFlow is then never imported — else
+    :class:`~modbot.ml.keras_classifier.KerasClassifier` (imported only then).
     ``"litert"`` or ``"keras"`` force one. Raises ``ModelError`` when the chosen backend cannot
     load the directory, ``ValueError`` for an unknown backend.
     """
@@ -398,8 +396,8 @@ def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend:
         lite = _checked_litert(path, threads)
         if lite is not None:
             return lite
-    # Imported here, not at the top: it imports TensorFlow when it loads a model, and the
-    # served path (LiteRT) must not import the ML wing at all.
+    # Imported here, not at the top: importing this module must not import the ML wing, and
+    # the Keras fallback brings TensorFlow (seconds, ~500 MB) when it loads a model.
     from modbot.ml.keras_classifier import KerasClassifier
 
     return KerasClassifier.load(path, threads=threads)

@@ -19,6 +19,8 @@ The only package of modbot that imports TensorFlow/Keras, and only when a functi
   :func:`~modbot.ml.training.train_on_copies`.
 - :mod:`modbot.ml.export` — the checked LiteRT export (:func:`~modbot.ml.export.export_tflite`).
 - :mod:`modbot.ml.card` — the generated ``MODEL_CARD.md``.
+- :mod:`modbot.ml.evaluate` — scoring a served classifier on a labelled tree, classifying
+  single images (``modbot evaluate`` / ``modbot classify``).
 - :mod:`modbot.ml.keras_classifier` — :class:`~modbot.ml.keras_classifier.KerasClassifier`,
   the TensorFlow fallback of :func:`modbot.classify.load_classifier`.
 """
