@@ -1,11 +1,12 @@
 """The ``modbot`` command line: click commands that parse options, call a library function
 and render its result.
 
-Commands defined here: ``demo``, ``run``, ``medium``, ``train``, ``db migrate``, ``config``. The
+Commands defined here: ``demo``, ``run``, ``medium``, ``train``, ``db migrate``. The
 others live in their own modules and are imported only when invoked (:class:`ModbotGroup`), so
 ``modbot --help`` imports neither TensorFlow nor matplotlib nor the query modules: ``review``
 (:mod:`modbot.cli.review`), ``report`` (:mod:`modbot.cli.report`), ``collect``/``retrain``/
-``models`` (:mod:`modbot.cli.learning`), ``evaluate``/``classify`` (:mod:`modbot.cli.evaluate`).
+``models`` (:mod:`modbot.cli.learning`), ``evaluate``/``classify`` (:mod:`modbot.cli.evaluate`),
+``config`` show/defaults/check (:mod:`modbot.cli.config`).
 TensorFlow is imported only by commands that train (or classify with the Keras backend).
 
 A :class:`~modbot.errors.ModbotError` escaping any command is printed as ``Error: ...`` with
@@ -21,6 +22,7 @@ from pathlib import Path
 import click
 
 from modbot import __version__
+from modbot.cli.common import EXIT_CONFIG as _EXIT_CONFIG
 from modbot.cli.common import config_path as _config_path
 from modbot.errors import ConfigError, ModbotError
 
@@ -77,6 +79,8 @@ class ModbotGroup(click.Group):
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "classify": ("modbot.cli.evaluate", "classify_cmd",
                  "Print per-medium probabilities for each image file or http(s) URL in SOURCES."),
+    "config": ("modbot.cli.config", "config_cmd",
+               "Show the effective configuration, its defaults, or check it (exit 78 if invalid)."),
     "collect": ("modbot.cli.learning", "collect",
                 "Build a labelled dataset balanced by stated medium from a subreddit's history."),
     "evaluate": ("modbot.cli.evaluate", "evaluate_cmd",
@@ -115,28 +119,35 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 @main.command()
 @click.option("--db", "db_path", default="modbot-demo/modbot.db", show_default=True,
-              type=click.Path(dir_okay=False), help="Where the demo writes its SQLite database.")
+              type=click.Path(dir_okay=False), help="Where the demo writes its SQLite database: "
+              "in a new or empty directory, or one an earlier demo made (only then is it reset).")
 @click.option("--dry-run", is_flag=True, help="Record intended actions only (default: report and "
               "comment on mismatches — to the sandbox, never to Reddit).")
 @click.option("--json-logs/--pretty-logs", default=None, help="Log format (default: by terminal).")
 @click.option("--quiet", is_flag=True, help="Only warnings in the log; the summary still prints.")
-def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool) -> None:
+@click.option("--log-level", default=None,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Minimum level logged (default: INFO, WARNING with --quiet; scheduler "
+              "details only at DEBUG).")
+def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool,
+         log_level: str | None) -> None:
     """Run the real daemon against the bundled Reddit sandbox and print a summary.
 
     Starts a Reddit-compatible server on 127.0.0.1 with the sample shipped in modbot (real r/Art
     titles and images, PACS images), streams it through praw, classifies with the shipped
     model, records everything in SQLite and exits when every sample post is recorded.
+    The log goes to stderr, the summary to stdout. Nothing the demo did not create is deleted:
+    a non-empty directory it did not make is refused.
     """
     from modbot.log import configure_logging
     from modbot.sandbox.demo import run_demo
 
-    configure_logging(json=json_logs, level="WARNING" if quiet else "INFO")
+    configure_logging(json=json_logs, level=log_level or ("WARNING" if quiet else "INFO"),
+                      stream=sys.stderr)
     db = Path(db_path)
-    if db.name != "modbot.db":
-        raise click.BadParameter("the demo database file must be named modbot.db", param_hint="--db")
     try:
-        result = run_demo(db.parent if str(db.parent) else Path("."), act=not dry_run)
-    except (ModbotError, TimeoutError) as exc:
+        result = run_demo(db.parent, db_name=db.name, act=not dry_run)
+    except TimeoutError as exc:
         raise click.ClickException(str(exc)) from exc
     _print_demo_summary(result)
 
@@ -146,36 +157,38 @@ def _print_demo_summary(result) -> None:
     from rich.table import Table
     from sqlite_utils import Database
 
+    from modbot.cli.text import plain
     from modbot.queries import summary
 
     console = Console()
     db = Database(result.database)
     console.print(f"\n[bold]modbot demo[/bold]: {result.released} submissions streamed from the "
-                  f"sandbox in {result.seconds:.1f} s; database: {result.database}")
+                  f"sandbox in {result.seconds:.1f} s; database: {plain(result.database)}")
     t = Table(title="Decisions", title_justify="left")
     t.add_column("outcome"), t.add_column("submissions", justify="right")
     for k, v in summary.verdict_counts(db).items():
-        t.add_row(k, str(v))
+        t.add_row(plain(k), str(v))
     console.print(t)
     reasons = summary.skip_reasons(db)
     if reasons:
         t = Table(title="Not judged: why", title_justify="left")
         t.add_column("status: reason"), t.add_column("n", justify="right")
         for k, v in reasons.items():
-            t.add_row(k, str(v))
+            t.add_row(plain(k), str(v))
         console.print(t)
     t = Table(title="Mismatches", title_justify="left")
     for col in ("title", "stated", "predicted", "conf."):
         t.add_column(col)
     for m in summary.mismatches(db):
-        t.add_row(m["title"][:48], m["stated"], m["predicted"], f"{m['confidence']:.0%}")
+        t.add_row(plain((m["title"] or "")[:48]), plain(m["stated"]), plain(m["predicted"]),
+                  f"{m['confidence']:.0%}")
     console.print(t)
     t = Table(title="Agreement by stated medium", title_justify="left")
     for col in ("stated", "judged", "agree", "share"):
         t.add_column(col, justify="right" if col != "stated" else "left")
     for a in summary.agreement_by_medium(db):
         share = "-" if a.agreement is None else f"{a.agreement:.0%}"
-        t.add_row(a.stated, str(a.judged), str(a.matches), share)
+        t.add_row(plain(a.stated), str(a.judged), str(a.matches), share)
     console.print(t)
     tc = result.truth
     console.print(f"Sample check: {tc['wrong_stated_flagged']} of {tc['wrong_stated']} deliberately "
@@ -185,12 +198,12 @@ def _print_demo_summary(result) -> None:
     console.print("Actions: " + (", ".join(f"{k} {v}" for k, v in acts.items()) or "none")
                   + "; sandbox received: "
                   + (", ".join(f"{k} {v}" for k, v in sorted(result.writes.items())) or "nothing"))
-    console.print("Next: [bold]sqlite3 " + result.database + "[/bold] or see README for more commands.")
+    console.print("Next: [bold]sqlite3 " + plain(result.database) + "[/bold] or see README for more commands.")
 
 
-#: Exit status for an unusable configuration or rejected credentials (sysexits.h EX_CONFIG).
-#: The systemd unit lists it in RestartPreventExitStatus=, so it does not restart in a loop.
-EXIT_CONFIG = 78
+#: Exit status for an unusable configuration or rejected credentials (sysexits.h EX_CONFIG;
+#: defined in :mod:`modbot.cli.common`). The systemd unit lists it in RestartPreventExitStatus=.
+EXIT_CONFIG = _EXIT_CONFIG
 
 
 @main.command()
@@ -308,13 +321,16 @@ def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None
           quantize: str | None, version: str | None, seed: int) -> None:
     """Train a medium classifier on DATA_DIR, a folder-per-medium image tree.
 
-    Prints the metrics (as in the model directory's metrics.json) as JSON.
+    Prints the metrics (as in the model directory's metrics.json) as JSON on stdout; progress
+    (data loaded, features computed, one line per epoch) goes to stderr.
     """
     import json
 
     from modbot.ml.training import train_model
 
-    kwargs: dict[str, object] = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir, "version": version}
+    _progress_to_stderr()
+    kwargs: dict[str, object] = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir,
+                                 "version": version, "verbose": 0}
     if epochs is not None:
         kwargs["epochs"] = epochs
     if val_fraction is not None:
@@ -336,6 +352,19 @@ def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None
     click.echo(json.dumps(metrics, indent=2, default=str))
 
 
+def _progress_to_stderr() -> None:
+    """Show the trainer's INFO log lines (``modbot.ml`` loggers: one per stage and per epoch)
+    on stderr, timestamped; Keras's own per-epoch output is off (``verbose=0``), so stdout
+    carries only the metrics JSON."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s train: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("modbot.ml")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""
@@ -355,22 +384,3 @@ def db_migrate(ctx: click.Context, db_path: str | None) -> None:
     for m in migrations.applied(database):
         click.echo(f"applied  {m.name}  {m.applied_at}")
     click.echo(f"{path}: up to date")
-
-
-@main.command("config")
-@click.option("--defaults", is_flag=True, help="Print every key with its default and meaning.")
-@click.pass_context
-def config_cmd(ctx: click.Context, defaults: bool) -> None:
-    """Show the effective configuration (no secrets: credentials live in praw.ini/env)."""
-    import dataclasses
-    import json
-
-    from modbot.config import default_config_text
-
-    if defaults:
-        click.echo(default_config_text())
-        return
-    from modbot.config import load_config
-
-    config = load_config(ctx.obj["config_path"])
-    click.echo(json.dumps(dataclasses.asdict(config), indent=2))

@@ -13,6 +13,10 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Exit status for an unusable configuration or rejected credentials (sysexits.h EX_CONFIG).
+#: The systemd unit lists it in RestartPreventExitStatus=, so it does not restart in a loop.
+EXIT_CONFIG = 78
+
 
 def config_path(ctx: click.Context) -> str | None:
     """The ``--config`` given to ``modbot`` (None: ``$MODBOT_CONFIG`` or the defaults)."""

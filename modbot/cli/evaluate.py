@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from modbot.cli.text import plain, printable
 from modbot.ml.evaluate import classify_sources, count_images, evaluate_tree
 
 
@@ -44,15 +45,16 @@ def _print_result(result: dict[str, Any]) -> None:
             t.add_row(label, *(str(v) for v in row))
         console.print(t)
     for medium, info in result["unknown_media"].items():
-        predicted = ", ".join(f"{k} {v}" for k, v in info["predicted"].items())
-        console.print(f"Medium [bold]{medium}[/bold] is unknown to the model: {info['n_images']} images "
+        predicted = ", ".join(f"{plain(k)} {v}" for k, v in info["predicted"].items())
+        console.print(f"Medium [bold]{plain(medium)}[/bold] is unknown to the model: {info['n_images']} images "
                       f"not scored (predicted: {predicted or 'none'}).")
     if result["ignored_folders"]:
-        console.print("Ignored folders (not canonical media): " + ", ".join(result["ignored_folders"]))
+        console.print("Ignored folders (not canonical media): "
+                      + ", ".join(plain(f) for f in result["ignored_folders"]))
     if result["unreadable"]:
         console.print(f"Unreadable images ({len(result['unreadable'])}), skipped:")
         for item in result["unreadable"][:20]:
-            console.print(f"  {item['path']}: {item['error']}", markup=False)
+            console.print(f"  {printable(item['path'])}: {printable(item['error'])}", markup=False)
         if len(result["unreadable"]) > 20:
             console.print(f"  … and {len(result['unreadable']) - 20} more")
 
@@ -86,6 +88,9 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
     scored; unreadable images are listed and skipped. JSON keys: accuracy, macro_f1, per_class,
     confusion {labels, matrix}, n_images, ece, unknown_media, ignored_folders, unreadable,
     model_version.
+
+    Exit status 1 (with a message) when no image could be scored: no folder of a medium the
+    model knows, or no readable image in them.
     """
     from rich.console import Console
     from rich.progress import (
@@ -106,13 +111,20 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
     if plot_path:
         from modbot.cli.plots import plot_confusion  # imports matplotlib
 
-        plot_confusion(result, plot_path)
+        try:
+            plot_confusion(result, plot_path)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {plot_path}: {exc.strerror or exc}") from exc
     if as_json:
         click.echo(json.dumps(result))
     else:
         _print_result(result)
         if plot_path:
             click.echo(f"Confusion matrix written to {plot_path}")
+    if result["n_images"] == 0:
+        raise click.ClickException(
+            f"nothing could be scored in {data_dir}: no readable image in a folder named after "
+            f"one of the model's media ({', '.join(classifier.labels)})")
 
 
 @click.command("classify")
@@ -134,9 +146,9 @@ def classify_cmd(sources: tuple[str, ...], model_dir: str | None, as_json: bool,
         if as_json:
             click.echo(json.dumps(r))
         elif "error" in r:
-            click.echo(f"{r['source']}: ERROR {r['error']}", err=True)
+            click.echo(f"{printable(r['source'])}: ERROR {printable(r['error'])}", err=True)
         else:
             probs = "  ".join(f"{m} {p:.3f}" for m, p in r["probabilities"].items())
-            click.echo(f"{r['source']}: {r['top']} ({r['confidence']:.0%})  |  {probs}")
+            click.echo(f"{printable(r['source'])}: {r['top']} ({r['confidence']:.0%})  |  {probs}")
     if any("error" in r for r in results):
         sys.exit(1)

@@ -195,13 +195,13 @@ def models(ctx: click.Context, db_path: str | None, as_json: bool, limit: int) -
     if ctx.invoked_subcommand is not None:
         return
     from modbot.learning.registry import ModelRegistry
+    from modbot.queries.db import open_readonly
     from modbot.queries.models import champion_history, model_rows
-    from modbot.record import open_database
 
     config = _config(ctx, db_path)
     registry = ModelRegistry(config.learning.models_dir)
     champion = registry.champion()
-    db = open_database(config.storage.database)
+    db = open_readonly(config.storage.database)
     try:
         rows = model_rows(db, limit=limit)
         history = champion_history(db, limit=limit)
@@ -214,30 +214,38 @@ def models(ctx: click.Context, db_path: str | None, as_json: bool, limit: int) -
                               default=str))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    console.print(f"champion: [bold]{champion or '(none: serving [storage] model_dir or the shipped model)'}"
-                  f"[/bold]; versions in {registry.root}: {', '.join(versions) or 'none'}")
-    table = Table(title="Runs (newest first)", title_justify="left")
-    for col in ("run", "version", "status", "trigger", "started (UTC)", "champion F1",
-                "challenger F1", "train", "eval", "s", "reason"):
-        table.add_column(col, justify="right" if col in ("run", "train", "eval", "s") else "left",
-                         no_wrap=col in ("version", "started (UTC)"))
-    f1 = (lambda v: "-" if v is None else f"{v:.4f}")
+    render_runs(Console(), champion, str(registry.root), versions, rows, history)
+
+
+def render_runs(console: Any, champion: str | None, root: str, versions: list[str],
+                rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+    """The champion, then each run as a short block of lines (status, version, trigger, start,
+    duration; both macro-F1 scores and data counts; the reason) that rich wraps at the
+    console's width, so it reads at 80 columns. Texts from the database printed plain."""
+    from modbot.cli.text import plain
+
+    def f1(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    serving = plain(champion) if champion else "(none: serving \\[storage] model_dir or the shipped model)"
+    console.print(f"champion: [bold]{serving}[/bold]; versions in {plain(root)}: "
+                  f"{plain(', '.join(versions)) or 'none'}", overflow="fold")
+    console.print("[bold]Runs (newest first; * = champion)[/bold]" if rows else "No retraining runs yet.")
     for r in rows:
-        version = r["version"] or "-"
-        if r["version"] and r["version"] == champion:
-            version += " *"
-        table.add_row(str(r["id"]), version, r["status"], r["trigger"], _iso(r["started_at"]),
-                      f1(r["champion_macro_f1"]), f1(r["challenger_macro_f1"]),
-                      str(r["n_train"] or "-"), str(r["n_eval"] or "-"),
-                      "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}",
-                      (r["reason"] or "")[:90])
-    console.print(table)
+        version = plain(r["version"] or "-") + (" *" if r["version"] and r["version"] == champion else "")
+        took = "-" if r["duration_s"] is None else f"{r['duration_s']:.0f} s"
+        console.print(f"run {r['id']}  [bold]{plain(r['status'])}[/bold]  {version}  "
+                      f"({plain(r['trigger'])}, {_iso(r['started_at'])}, {took})", overflow="fold")
+        console.print(f"    macro-F1 champion {f1(r['champion_macro_f1'])} → challenger "
+                      f"{f1(r['challenger_macro_f1'])}; images train {r['n_train'] or '-'}, "
+                      f"eval {r['n_eval'] or '-'}", overflow="fold")
+        if r["reason"]:
+            console.print(f"    {plain(r['reason'])}", overflow="fold")
     if history:
         console.print("champion changes: " + "; ".join(
-            f"{_iso(h['at'])} {h['event']} {h['version']}" for h in history))
+            f"{_iso(h['at'])} {plain(h['event'])} {plain(h['version'])}" for h in history),
+            overflow="fold")
 
 
 @models.command("rollback")

@@ -9,14 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
 from modbot.cli.common import config_path, db_option
+from modbot.cli.text import plain
 from modbot.errors import InputError
-from modbot.queries.db import database_path, open_existing
+from modbot.queries.db import database_path, open_readonly
 from modbot.queries.report import CSV_TABLES, Period, build_report
 
 
@@ -93,17 +96,18 @@ def render_tables(report: Mapping[str, Any], console: Any) -> None:
     _print_top_authors(report, console)
     acts = report["actions"]
     console.print("Actions: " + ("; ".join(
-        f"{k} " + ", ".join(f"{s} {n}" for s, n in by.items()) for k, by in acts.items()) or "none"))
+        f"{plain(k)} " + ", ".join(f"{plain(s)} {n}" for s, n in by.items())
+        for k, by in acts.items()) or "none"))
 
 
 def _print_header(report: Mapping[str, Any], console: Any) -> None:
     p, t = report["period"], report["totals"]
     span = f"{t['first_post'] or '-'} .. {t['last_post'] or '-'}"
     console.print(f"[bold]modbot report[/bold]  {t['submissions']} submissions, posted {span}"
-                  + (f", r/{p['subreddit']}" if p["subreddit"] else "")
+                  + (f", r/{plain(p['subreddit'])}" if p["subreddit"] else "")
                   + (f"  (since {p['since']})" if p["since"] else "")
                   + (f"  (until {p['until']})" if p["until"] else ""))
-    console.print("Verdicts: " + ", ".join(f"{k} {v}" for k, v in t["by_verdict"].items()))
+    console.print("Verdicts: " + ", ".join(f"{plain(k)} {v}" for k, v in t["by_verdict"].items()))
 
 
 def _print_flair_accuracy(report: Mapping[str, Any], console: Any) -> None:
@@ -114,7 +118,7 @@ def _print_flair_accuracy(report: Mapping[str, Any], console: Any) -> None:
     for c in ("stated", "posts", "classif.", "match", "mism.", "unc.", "n/j", "agree"):
         tab.add_column(c, justify="left" if c == "stated" else "right", no_wrap=True)
     for r in report["flair_accuracy"]:
-        tab.add_row(r["stated"], str(r["posts"]), str(r["classified"]), str(r["match"]),
+        tab.add_row(plain(r["stated"]), str(r["posts"]), str(r["classified"]), str(r["match"]),
                     str(r["mismatch"]), str(r["uncertain"]), str(r["not_judged"]),
                     _pct(r["agreement"]))
     console.print(tab)
@@ -124,7 +128,7 @@ def _print_flair_accuracy(report: Mapping[str, Any], console: Any) -> None:
     u = report["unknown"]
     console.print(f"Stated medium unknown: {u['count']} ({_pct(u['share'])}) — "
                   f"{u['unparsed']} unparsed text, {u['unstated']} nothing stated. Sources: "
-                  + ", ".join(f"{k} {v}" for k, v in u["by_source"].items()))
+                  + ", ".join(f"{plain(k)} {v}" for k, v in u["by_source"].items()))
 
 
 def _print_confusion(report: Mapping[str, Any], console: Any) -> None:
@@ -137,11 +141,11 @@ def _print_confusion(report: Mapping[str, Any], console: Any) -> None:
     tab = Table(title="Confusion: rows stated, columns predicted", title_justify="left")
     tab.add_column("stated \\ pred")
     for j in cols_used:
-        tab.add_column(_SHORT.get(labels[j], labels[j][:5]), justify="right")
+        tab.add_column(plain(_SHORT.get(labels[j], labels[j][:5])), justify="right")
     for i in rows_used:
         cells = [f"[bold]{m[i][j]}[/bold]" if i == j and m[i][j] else str(m[i][j] or ".")
                  for j in cols_used]
-        tab.add_row(labels[i], *cells)
+        tab.add_row(plain(labels[i]), *cells)
     console.print(tab)
 
 
@@ -160,7 +164,7 @@ def _print_flag_precision(report: Mapping[str, Any], console: Any) -> None:
                     str(r["dismissed"]), _pct(r["precision"]), ci, style=style)
 
     for r in fp["by_medium"]:
-        prow(r["medium"], r)
+        prow(plain(r["medium"]), r)
     prow("all", fp["overall"], "bold")
     if fp["uncertain"]["flagged"]:
         prow("uncertain*", fp["uncertain"], "dim")
@@ -193,7 +197,7 @@ def _print_top_authors(report: Mapping[str, Any], console: Any) -> None:
         tab.add_column(c, justify="left" if c == "author" else "right", no_wrap=c == "author",
                        max_width=30 if c == "author" else None, overflow="ellipsis")
     for r in report["top_authors"]:
-        tab.add_row(r["author"], str(r["mismatch"]), str(r["posts"]), str(r["confirmed"]),
+        tab.add_row(plain(r["author"]), str(r["mismatch"]), str(r["posts"]), str(r["confirmed"]),
                     str(r["dismissed"]))
     console.print(tab)
 
@@ -229,7 +233,15 @@ def report(ctx: click.Context, db_path: str | None, since: str | None, until: st
         period = Period.from_options(since, until, subreddit)
     except InputError as exc:  # a bad option value: a usage error (exit 2), as click's own
         raise click.BadParameter(str(exc)) from exc
-    db = open_existing(database_path(config_path(ctx), db_path))
+    if plot_dir:  # before the work and the output: a bad --plot is a usage error
+        try:
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create {plot_dir}: {exc.strerror or exc}",
+                                     param_hint="--plot") from exc
+        if not os.access(plot_dir, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"{plot_dir} is not writable", param_hint="--plot")
+    db = open_readonly(database_path(config_path(ctx), db_path))
     try:
         rep = build_report(db, period, top=top)
     finally:
@@ -245,5 +257,10 @@ def report(ctx: click.Context, db_path: str | None, since: str | None, until: st
     if plot_dir:
         from modbot.cli.plots import write_plots  # imports matplotlib
 
-        for path in write_plots(rep, plot_dir):
+        try:
+            written = write_plots(rep, plot_dir)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write charts to {plot_dir}: "
+                                       f"{exc.strerror or exc}") from exc
+        for path in written:
             click.echo(f"wrote {path}", err=fmt != "table")

@@ -22,11 +22,13 @@ import click
 from sqlite_utils import Database
 
 from modbot.cli.common import config_path, db_option
+from modbot.cli.text import plain, printable
 from modbot.domain import MEDIA
 from modbot.errors import InputError
-from modbot.queries.db import database_path, open_existing
+from modbot.queries.db import database_path, open_existing, open_readonly
 from modbot.queries.report import iso_utc, parse_day
 from modbot.queries.review import (
+    check_moderator,
     default_moderator,
     flagged,
     record_review,
@@ -45,7 +47,7 @@ def _decision_text(r: dict[str, Any]) -> str:
     if not r.get("decision"):
         return "pending"
     word = "confirmed" if r["decision"] == "confirm" else "dismissed"
-    return f"{word}\n= {r['true_medium']}\n{r['moderator']}"
+    return f"{word}\n= {plain(r['true_medium'])}\n{plain(r['moderator'])}"
 
 
 def render_list(rows: list[dict[str, Any]], console: Any, *, title: bool = True) -> None:
@@ -62,104 +64,117 @@ def render_list(rows: list[dict[str, Any]], console: Any, *, title: bool = True)
     tab.add_column("review", no_wrap=True, max_width=11, overflow="ellipsis")
     tab.add_column("title, link, images, model", overflow="fold", min_width=24)
     for r in rows:
-        sub = f"{r['fullname']}\n{iso_utc(r['created_utc'])}\n{_escape(r['author'] or '[deleted]')}"
-        claim = (f"{r['stated']}\n→ {r['predicted'] or '?'} {_pct(r['confidence'])}\n"
-                 f"[dim]{r['verdict']}[/dim]")
+        sub = f"{plain(r['fullname'])}\n{iso_utc(r['created_utc'])}\n{plain(r['author'] or '[deleted]')}"
+        claim = (f"{plain(r['stated'])}\n→ {plain(r['predicted'] or '?')} {_pct(r['confidence'])}\n"
+                 f"[dim]{plain(r['verdict'])}[/dim]")
         title = r["title"] or ""
         if len(title) > 60:
             title = title[:59] + "…"
-        info = [f"[bold]{_escape(title)}[/bold]", short_link(r["id"]) or "-"]
-        info += [f"img: {_escape(p)}" for p in r["images"]] or ["img: (none cached)"]
-        info.append(f"[dim]model {_escape(r['model_version'] or '?')}[/dim]")
+        info = [f"[bold]{plain(title)}[/bold]", plain(short_link(r["id"]) or "-")]
+        info += [f"img: {plain(p)}" for p in r["images"]] or ["img: (none cached)"]
+        info.append(f"[dim]model {plain(r['model_version'] or '?')}[/dim]")
         tab.add_row(sub, claim, _decision_text(r), "\n".join(info))
     console.print(tab)
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def render_detail(d: dict[str, Any], console: Any) -> None:
     """One submission in full: post, stated medium, verdict, every image's probabilities,
-    actions taken and the review history."""
-    from rich.table import Table
-
-    s, v = d["submission"], d["verdict"]
+    actions taken and the review history. Every text from the database is printed as plain
+    text, control characters escaped (:mod:`modbot.cli.text`)."""
     def line(text: str) -> None:
         # one logical line each, never re-wrapped: URLs and paths stay copy-pastable
         console.print(text, soft_wrap=True)
 
-    author = _escape(s["author"] or "[deleted]")
-    line(f"[bold]{s['fullname']}[/bold]  r/{s['subreddit']}  posted "
-         f"{iso_utc(s['created_utc'], seconds=True)} by {author}")
-    line(f"title:   {_escape(s['title'] or '')}")
-    line(f"link:    {s['permalink_url'] or '-'}")
-    line(f"url:     {_escape(s['url'] or '-')}")
-    line(f"stated:  {s['stated_medium']} (from {s['stated_source']}: "
-         f"{_escape(repr(s['stated_raw']))}; link flair {_escape(repr(s['link_flair_text']))})")
-    line(f"status:  {s['status']}" + (f" ({_escape(s['reason'])})" if s["reason"] else "")
+    _detail_post(d, line)
+    _detail_images(d, line, console)
+    _detail_actions(d["actions"], console)
+    _detail_reviews(d["reviews"], console)
+
+
+def _detail_post(d: dict[str, Any], line: Any) -> None:
+    s, v = d["submission"], d["verdict"]
+    line(f"[bold]{plain(s['fullname'])}[/bold]  r/{plain(s['subreddit'])}  posted "
+         f"{iso_utc(s['created_utc'], seconds=True)} by {plain(s['author'] or '[deleted]')}")
+    line(f"title:   {plain(s['title'] or '')}")
+    line(f"link:    {plain(s['permalink_url'] or '-')}")
+    line(f"url:     {plain(s['url'] or '-')}")
+    line(f"stated:  {plain(s['stated_medium'])} (from {plain(s['stated_source'])}: "
+         f"{plain(repr(s['stated_raw']))}; link flair {plain(repr(s['link_flair_text']))})")
+    line(f"status:  {plain(s['status'])}" + (f" ({plain(s['reason'])})" if s["reason"] else "")
          + f", attempts {s['attempts']}")
     if v:
-        line(f"verdict: [bold]{v['kind']}[/bold] — predicted {v['predicted'] or '?'} "
+        line(f"verdict: [bold]{plain(v['kind'])}[/bold] — predicted {plain(v['predicted'] or '?')} "
              f"{_pct(v['confidence'])} over {v['n_images']} image(s), model "
-             f"{_escape(v['model_version'] or '?')}; {_escape(v['reason'] or '')}")
+             f"{plain(v['model_version'] or '?')}; {plain(v['reason'] or '')}")
     else:
         line("verdict: none")
 
-    images = d["images"]
+
+def _detail_images(d: dict[str, Any], line: Any, console: Any) -> None:
+    from rich.table import Table
+
+    v, images = d["verdict"], d["images"]
     for im in images:
-        size = f"{im['width']}x{im['height']} {im['format']}" if im["width"] else ""
-        line(f"image {im['position']}: {im['status']} {size} ({im['source']})")
-        line(f"  file: {_escape(im['path'] or '-')}")
-        line(f"  url:  {_escape(im['url'])}")
+        size = f"{im['width']}x{im['height']} {plain(im['format'])}" if im["width"] else ""
+        line(f"image {im['position']}: {plain(im['status'])} {size} ({plain(im['source'])})")
+        line(f"  file: {plain(im['path'] or '-')}")
+        line(f"  url:  {plain(im['url'])}")
         if im["error"]:
-            line(f"  error: {_escape(im['error'])}")
+            line(f"  error: {plain(im['error'])}")
     predicted = [im for im in images if im["prediction"]]
-    if predicted:
-        labels: list[str] = []
-        for im in predicted:
-            for k in im["prediction"]["probabilities"]:
-                if k not in labels:
-                    labels.append(k)
-        tab = Table(title="Probabilities by image", title_justify="left")
-        tab.add_column("medium")
-        for im in predicted:
-            tab.add_column(f"img {im['position']}", justify="right")
+    if not predicted:
+        return
+    labels: list[str] = []
+    for im in predicted:
+        for k in im["prediction"]["probabilities"]:
+            if k not in labels:
+                labels.append(k)
+    tab = Table(title="Probabilities by image", title_justify="left")
+    tab.add_column("medium")
+    for im in predicted:
+        tab.add_column(f"img {im['position']}", justify="right")
+    if len(predicted) > 1:
+        tab.add_column("mean", justify="right")
+    for lab in labels:
+        vals = [float(im["prediction"]["probabilities"].get(lab, 0.0)) for im in predicted]
+        cells = [f"{x:.1%}" for x in vals]
         if len(predicted) > 1:
-            tab.add_column("mean", justify="right")
-        for lab in labels:
-            vals = [float(im["prediction"]["probabilities"].get(lab, 0.0)) for im in predicted]
-            cells = [f"{x:.1%}" for x in vals]
-            if len(predicted) > 1:
-                cells.append(f"{sum(vals) / len(vals):.1%}")
-            is_top = v is not None and lab == v["predicted"]
-            tab.add_row(lab, *cells, style="bold" if is_top else None)
-        console.print(tab)
+            cells.append(f"{sum(vals) / len(vals):.1%}")
+        is_top = v is not None and lab == v["predicted"]
+        tab.add_row(plain(lab), *cells, style="bold" if is_top else None)
+    console.print(tab)
 
-    if d["actions"]:
-        tab = Table(title="Actions", title_justify="left")
-        for c in ("kind", "status", "when", "reddit id / error"):
-            tab.add_column(c, overflow="fold")
-        for a in d["actions"]:
-            tab.add_row(a["kind"], a["status"], iso_utc(a["created_at"], seconds=True),
-                        a["reddit_id"] or a["error"] or "")
-        console.print(tab)
-    else:
+
+def _detail_actions(actions: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    if not actions:
         console.print("actions: none")
+        return
+    tab = Table(title="Actions", title_justify="left")
+    for c in ("kind", "status", "when", "reddit id / error"):
+        tab.add_column(c, overflow="fold")
+    for a in actions:
+        tab.add_row(plain(a["kind"]), plain(a["status"]), iso_utc(a["created_at"], seconds=True),
+                    plain(a["reddit_id"] or a["error"] or ""))
+    console.print(tab)
 
-    if d["reviews"]:
-        tab = Table(title="Reviews (last one in force)", title_justify="left")
-        for c in ("when", "moderator", "decision", "true", "note"):
-            tab.add_column(c, overflow="fold")
-        for i, r in enumerate(d["reviews"]):
-            last = i == len(d["reviews"]) - 1
-            tab.add_row(iso_utc(r["created_at"], seconds=True), r["moderator"], r["decision"],
-                        r["true_medium"], _escape(r["note"] or ""), style="bold" if last else "dim")
-        console.print(tab)
-    else:
+
+def _detail_reviews(reviews: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    if not reviews:
         console.print("reviews: none")
+        return
+    tab = Table(title="Reviews (last one in force)", title_justify="left")
+    for c in ("when", "moderator", "decision", "true", "note"):
+        tab.add_column(c, overflow="fold")
+    for i, r in enumerate(reviews):
+        last = i == len(reviews) - 1
+        tab.add_row(iso_utc(r["created_at"], seconds=True), plain(r["moderator"]),
+                    plain(r["decision"]), plain(r["true_medium"]),
+                    plain(r["note"] or "", multiline=True), style="bold" if last else "dim")
+    console.print(tab)
 
 
 # --- the commands ------------------------------------------------------------------------------
@@ -169,12 +184,14 @@ def _console():
     return Console()
 
 
-def _open_db(ctx: click.Context, db_path: str | None) -> Database:
+def _open_db(ctx: click.Context, db_path: str | None, *, write: bool = False) -> Database:
     """The database of ``--db`` (of the subcommand, else of ``modbot review``), else the
-    configured one; ``StoreError`` when there is none."""
+    configured one: read-only unless ``write``. ``StoreError`` when there is none or it is not
+    a (current) modbot database."""
     if not db_path and ctx.parent is not None:
         db_path = ctx.parent.params.get("db_path")
-    return open_existing(database_path(config_path(ctx), db_path))
+    path = database_path(config_path(ctx), db_path)
+    return open_existing(path) if write else open_readonly(path)
 
 
 def _moderator_option(f):
@@ -280,7 +297,7 @@ def show(ctx: click.Context, ident: str, db_path: str | None, fmt: str) -> None:
 
 def _decide(ctx: click.Context, ident: str, db_path: str | None, decision: str,
             medium: str | None, moderator: str | None, note: str | None) -> None:
-    db = _open_db(ctx, db_path)
+    db = _open_db(ctx, db_path, write=True)
     try:
         fullname = resolve_fullname(db, ident)
         rev, created = record_review(db, fullname, decision, true_medium=medium,
@@ -289,11 +306,11 @@ def _decide(ctx: click.Context, ident: str, db_path: str | None, decision: str,
         db.conn.close()
     word = "confirmed" if decision == "confirm" else "dismissed"
     if created:
-        click.echo(f"{fullname}: {word} by {rev.moderator} — true medium {rev.true_medium} "
-                   f"(stated {rev.stated}, predicted {rev.predicted})")
+        click.echo(printable(f"{fullname}: {word} by {rev.moderator} — true medium "
+                             f"{rev.true_medium} (stated {rev.stated}, predicted {rev.predicted})"))
     else:
-        click.echo(f"{fullname}: already {word} by {rev.moderator} "
-                   f"({iso_utc(rev.created_at, seconds=True)}); nothing changed")
+        click.echo(printable(f"{fullname}: already {word} by {rev.moderator} "
+                             f"({iso_utc(rev.created_at, seconds=True)}); nothing changed"))
 
 
 @review.command("confirm")
@@ -349,10 +366,13 @@ def open_images(paths: Sequence[str], viewer: str | None) -> list[str]:
 
 
 def _read_key() -> str:
-    """One key press (click.getchar); whitespace ignored; EOF/Ctrl-C/Ctrl-D read as ``q``."""
+    """One key press (``click.getchar`` in a terminal; without one, the next character of
+    stdin, so keys can be piped in); whitespace ignored; EOF/Ctrl-C/Ctrl-D read as ``q``."""
+    import sys
+
     while True:
         try:
-            ch = click.getchar()
+            ch = click.getchar() if sys.stdin.isatty() else sys.stdin.read(1)
         except (EOFError, KeyboardInterrupt):
             return "q"
         if ch == "":
@@ -376,8 +396,8 @@ def walk(ctx: click.Context, db_path: str | None, verdict: str, medium: str | No
     Keys: c confirm (true medium = prediction), m confirm with another medium (asks), d dismiss,
     s skip, o open the image(s), q quit. Decisions are saved as they are made.
     """
-    db = _open_db(ctx, db_path)
-    who = (moderator or "").strip() or default_moderator()
+    who = check_moderator((moderator or "").strip() or default_moderator())
+    db = _open_db(ctx, db_path, write=True)
     counts = {"confirmed": 0, "dismissed": 0, "skipped": 0}
     console = _console()
     try:
@@ -425,7 +445,7 @@ def walk(ctx: click.Context, db_path: str | None, verdict: str, medium: str | No
                         continue
                     word = "confirmed" if decision == "confirm" else "dismissed"
                     counts[word] += 1
-                    click.echo(f"{row['fullname']}: {word}, true medium {rev.true_medium}")
+                    click.echo(printable(f"{row['fullname']}: {word}, true medium {rev.true_medium}"))
                     break
                 click.echo(WALK_HELP + "  [?] this help")
         click.echo(_summary(counts))

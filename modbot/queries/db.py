@@ -1,5 +1,9 @@
 """Which database a command works on, and opening one that must already exist.
 
+Commands that only read open it with :func:`open_readonly` (SQLite ``mode=ro``: nothing is
+created, migrated or switched to WAL); commands that write use :func:`open_existing`. Both
+refuse a file that is not a modbot database.
+
 Every command that takes ``--db`` goes through :func:`config_for_db` (or, when it needs no
 other setting, :func:`database_path`): ``--db`` if given, else the configuration's
 ``[storage] database``. Errors are modbot errors (``ConfigError``, ``StoreError``).
@@ -8,6 +12,7 @@ other setting, :func:`database_path`): ``--db`` if given, else the configuration
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -35,13 +40,78 @@ def database_path(config_path: str | os.PathLike[str] | None, db_path: str | Non
     return db_path or config_for_db(config_path, None).storage.database
 
 
-def open_existing(path: str | os.PathLike[str]) -> Database:
-    """Open (and migrate) an existing modbot database; never creates one.
-
-    Raises ``StoreError`` when there is no file at ``path`` (``:memory:`` is allowed) or it
-    cannot be opened or migrated.
-    """
-    if str(path) != ":memory:" and not Path(path).is_file():
+def _require_file(path: str | os.PathLike[str]) -> None:
+    if not Path(path).is_file():
         raise StoreError(
             f"no database at {path} (run `modbot demo` or `modbot run` first, or pass --db)")
+
+
+def _check_modbot_schema(conn: sqlite3.Connection, path: str | os.PathLike[str], *,
+                         current: bool) -> None:
+    """Raise ``StoreError`` unless ``conn`` holds a modbot database (``_sqlite_migrations``
+    with modbot's migration set, and a ``submissions`` table); with ``current``, also unless
+    every migration is applied. Only reads."""
+    from modbot.migrations import migrations
+
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        applied = [r[0] for r in conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name])
+        ] if "_sqlite_migrations" in tables else []
+    except sqlite3.Error as exc:  # not a database at all, or locked/corrupt
+        raise StoreError(f"cannot read database {path}: {exc}") from exc
+    if not applied or "submissions" not in tables:
+        raise StoreError(f"{path} is not a modbot database (no modbot migrations or no "
+                         "submissions table); refusing to use it")
+    if current:
+        pending = [m.name for m in migrations.pending(Database(conn))]
+        if pending:
+            raise StoreError(f"{path} is not migrated to this modbot version (pending: "
+                             f"{', '.join(pending)}); run `modbot db migrate --db {path}`")
+
+
+def _connect_ro(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the file at ``path``; ``StoreError`` if it cannot be opened."""
+    try:
+        return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=30,
+                               check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path} read-only: {exc}") from exc
+
+
+def open_readonly(path: str | os.PathLike[str]) -> Database:
+    """Open an existing, current modbot database read-only (SQLite URI ``mode=ro``).
+
+    Nothing is ever written: no file is created, no migration applied, the journal mode is left
+    as it is. Raises ``StoreError`` when there is no file at ``path``, it is not a modbot
+    database (no ``_sqlite_migrations`` of modbot's set or no ``submissions`` table), it is not
+    migrated to the current version, or it cannot be opened.
+    """
+    _require_file(path)
+    conn = _connect_ro(path)
+    try:
+        _check_modbot_schema(conn, path, current=True)
+    except StoreError:
+        conn.close()
+        raise
+    return Database(conn)
+
+
+def open_existing(path: str | os.PathLike[str]) -> Database:
+    """Open an existing modbot database read-write and apply pending migrations; never
+    creates one. For commands that write.
+
+    Raises ``StoreError`` when there is no file at ``path`` (``:memory:`` is allowed), it is
+    not a modbot database (checked read-only first, so a foreign file is left untouched), or it
+    cannot be opened or migrated.
+    """
+    if str(path) == ":memory:":
+        return open_database(path)
+    _require_file(path)
+    probe = _connect_ro(path)
+    try:
+        _check_modbot_schema(probe, path, current=False)
+    finally:
+        probe.close()
     return open_database(path)
+

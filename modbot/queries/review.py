@@ -11,7 +11,8 @@ the history is kept; the last decision recorded for a submission is the one in f
 ``latest_reviews``), which is what ``modbot report`` counts and what retraining reads as the
 label (view ``review_labels``). Recording exactly the decision already in force again (same
 decision, true medium, moderator and note) adds no row: :func:`record_review` is idempotent.
-Errors are ``InputError`` (unknown submission, decision that makes no sense).
+Errors are ``InputError`` (unknown submission, decision that makes no sense, a moderator name
+that is not a Reddit username).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +65,19 @@ def default_moderator(env: dict[str, str] | None = None) -> str:
         return getpass.getuser()
     except Exception:  # no user name on this platform / container without passwd entry
         return "unknown"
+
+
+#: A moderator name as Reddit allows usernames: 3 to 20 letters, digits, ``_`` or ``-``.
+MODERATOR_NAME = re.compile(r"[A-Za-z0-9_-]{3,20}")
+
+
+def check_moderator(name: str) -> str:
+    """``name`` if it is a valid moderator name (:data:`MODERATOR_NAME`, a Reddit username);
+    else ``InputError`` (names stored in ``reviews`` are printed in every listing)."""
+    if not MODERATOR_NAME.fullmatch(name):
+        raise InputError(f"moderator name {name!r} is not a Reddit username (3-20 characters: "
+                         "letters, digits, _ or -); pass --moderator or set $MODBOT_MODERATOR")
+    return name
 
 
 def permalink_url(permalink: str | None) -> str | None:
@@ -199,7 +214,8 @@ def record_review(db: Database, fullname: str, decision: str, *, true_medium: st
     moderator, note) was already in force: nothing is written.
 
     Raises ``InputError`` for an unknown submission, one without a verdict, an unknown decision
-    or medium, or a decision that contradicts itself (see above).
+    or medium, a decision that contradicts itself (see above), or a moderator name that is not
+    a Reddit username (:func:`check_moderator`).
     """
     if decision not in DECISIONS:
         raise InputError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
@@ -227,7 +243,7 @@ def record_review(db: Database, fullname: str, decision: str, *, true_medium: st
             raise InputError(f"{fullname}: no medium was stated, so there is nothing to dismiss "
                              "in favour of; use confirm --medium")
         medium = stated
-    who = (moderator or "").strip() or default_moderator()
+    who = check_moderator((moderator or "").strip() or default_moderator())
     note = note.strip() if note and note.strip() else None
     current = latest_review(db, fullname)
     if current is not None and (current.decision, current.true_medium, current.moderator,

@@ -3,6 +3,11 @@
 Nothing here is simulated except Reddit itself: the sandbox is a real HTTP server on 127.0.0.1,
 the images are real (r/Art and PACS, see ``modbot/sandbox/sample/``), the model is the shipped
 one, and the database is a real SQLite file left behind for inspection.
+
+The demo never deletes what it did not create: it works in a directory that is new or empty,
+and marks it with :data:`MARKER` listing the database files it made there. Run again with the
+same directory, it resets only those (and its ``cache/`` and ``models/``); any other non-empty
+directory, or a database there it did not make, is refused (:func:`prepare_workdir`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from modbot.config import Config
+from modbot.errors import InputError
+
+#: File the demo writes in its directory: one line per database file name it created there.
+MARKER = ".modbot-demo"
 
 
 @dataclass
@@ -29,28 +38,71 @@ class DemoResult:
     truth: dict[str, int]
 
 
-def demo_config(server_url: str, workdir: Path, *, act: bool) -> Config:
-    """The configuration the demo runs with: sandbox endpoints, files under ``workdir``."""
+def demo_config(server_url: str, workdir: Path, *, act: bool, db_name: str = "modbot.db") -> Config:
+    """The configuration the demo runs with: sandbox endpoints, files under ``workdir`` (the
+    database ``workdir/db_name``)."""
     return Config().replace(
         reddit={"oauth_url": server_url, "reddit_url": server_url, "short_url": server_url,
                 "subreddits": "Art", "poll_interval": 0.2, "request_timeout": 10.0,
                 "user_agent": "python:modbot-demo:0.1.0 (by /u/modbot-sandbox)"},
-        storage={"database": str(workdir / "modbot.db"), "image_cache": str(workdir / "cache")},
+        storage={"database": str(workdir / db_name), "image_cache": str(workdir / "cache")},
         images={"allow_hosts": ["127.0.0.1"]},
         actions={"report": act, "comment": act},
         learning={"models_dir": str(workdir / "models")},
     )
 
 
-def run_demo(workdir: str | Path, *, act: bool = True, fresh: bool = True,
-             release_every_s: float = 0.2, batch: int = 3, timeout_s: float = 300.0,
-             classifier: Any = None) -> DemoResult:
+def prepare_workdir(db_path: str | Path) -> Path:
+    """Make ``db_path``'s directory ready for a fresh demo run and return it.
+
+    - New or empty directory: created, marked with :data:`MARKER` naming ``db_path``.
+    - Directory with the marker: the database files the marker lists (with their ``-wal``,
+      ``-shm``, ``-journal`` and ``.lock``), ``cache/`` and ``models/`` are deleted; ``db_path`` is added
+      to the marker unless it exists and is not listed there (then refused).
+    - Anything else (a non-empty directory without the marker): nothing is touched.
+
+    Raises ``InputError`` when the directory or the database is not the demo's own, or
+    ``db_path`` is a directory.
+    """
+    db = Path(db_path)
+    workdir = db.parent
+    marker = workdir / MARKER
+    if db.is_dir():
+        raise InputError(f"--db {db} is a directory; give a database file path")
+    if marker.is_file():
+        owned = [n for n in marker.read_text(encoding="utf-8").splitlines() if n.strip()]
+        if db.exists() and db.name not in owned:
+            raise InputError(f"refusing to reuse {db}: the demo did not create it "
+                             f"({marker} does not list it); give --db another file name")
+    elif workdir.exists() and any(workdir.iterdir()):
+        raise InputError(f"refusing to use {workdir}: it is not empty and `modbot demo` did not "
+                         f"create it (no {MARKER} file); give --db a path in a new or empty "
+                         "directory, e.g. --db modbot-demo/modbot.db")
+    else:
+        owned = []
+        workdir.mkdir(parents=True, exist_ok=True)
+    for name in owned:
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+            (workdir / (name + suffix)).unlink(missing_ok=True)
+    for sub in ("cache", "models"):
+        shutil.rmtree(workdir / sub, ignore_errors=True)
+    if db.name not in owned:
+        owned.append(db.name)
+    marker.write_text("".join(f"{n}\n" for n in owned), encoding="utf-8")
+    return workdir
+
+
+def run_demo(workdir: str | Path, *, db_name: str = "modbot.db", act: bool = True,
+             fresh: bool = True, release_every_s: float = 0.2, batch: int = 3,
+             timeout_s: float = 300.0, classifier: Any = None) -> DemoResult:
     """Serve the sample, run the daemon until every sample post is recorded, return counts.
 
-    ``workdir`` receives ``modbot.db`` and ``cache/``; ``fresh`` deletes them first.
-    ``act`` switches report+comment on (they go to the sandbox only). Posts are released
-    ``batch`` at a time every ``release_every_s`` seconds, so the daemon sees a live stream.
-    Raises ``TimeoutError`` if the sample is not processed within ``timeout_s`` seconds.
+    ``workdir`` receives the database ``db_name``, ``cache/`` and ``models/``; ``fresh``
+    prepares it first (:func:`prepare_workdir`: only a new, empty or demo-made directory, and
+    only what the demo made there is reset). ``act`` switches report+comment on (they go to the
+    sandbox only). Posts are released ``batch`` at a time every ``release_every_s`` seconds, so
+    the daemon sees a live stream. Raises ``InputError`` for a directory or database that is not
+    the demo's, ``TimeoutError`` if the sample is not processed within ``timeout_s`` seconds.
     """
     import time
 
@@ -61,15 +113,13 @@ def run_demo(workdir: str | Path, *, act: bool = True, fresh: bool = True,
 
     workdir = Path(workdir)
     if fresh:
-        for name in ("modbot.db", "modbot.db-wal", "modbot.db-shm"):
-            (workdir / name).unlink(missing_ok=True)
-        shutil.rmtree(workdir / "cache", ignore_errors=True)
+        prepare_workdir(workdir / db_name)
     workdir.mkdir(parents=True, exist_ok=True)
 
     posts, images = load_sample()
     started = time.monotonic()
     with SandboxServer(posts, images, released=batch) as server:
-        config = demo_config(server.url, workdir, act=act)
+        config = demo_config(server.url, workdir, act=act, db_name=db_name)
         creds = {k: v for k, v in server.praw_kwargs().items()
                  if k in ("client_id", "client_secret", "username", "password")}
         reddit = make_reddit(config, **creds)
@@ -107,7 +157,7 @@ def run_demo(workdir: str | Path, *, act: bool = True, fresh: bool = True,
         truth = truth_check(daemon.store.db, posts)
         daemon.close()
     return DemoResult(
-        database=str(workdir / "modbot.db"),
+        database=str(workdir / db_name),
         statuses={k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("status:")},
         verdicts={k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("verdict:")},
         writes=writes,
