@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,6 @@ def build_posts(per_medium: int, live: int, seed: int) -> tuple[list, list, dict
 
 def train_weak(out: Path, per_medium: int = 8) -> Path:
     """The weak champion: CNN, 64 px, 3 epochs, few images, no photography."""
-    from modbot.learning.retrain import _trainer_kwargs
     from modbot.ml.training import train_model
 
     tree = out / "tree"
@@ -131,9 +130,8 @@ def train_weak(out: Path, per_medium: int = 8) -> Path:
         (tree / medium).mkdir(parents=True, exist_ok=True)
         for f in pacs_files(depiction, "dog")[:per_medium]:
             (tree / medium / f.name).symlink_to(f)
-    train_model(tree, out / "model", **_trainer_kwargs(train_model, {
-        "arch": "cnn", "image_size": 64, "epochs": 3, "batch_size": 8, "seed": 0,
-        "version": "weak-cnn64-no-photo", "verbose": 0, "export": False}))
+    train_model(tree, out / "model", arch="cnn", image_size=64, epochs=3, batch_size=8, seed=0,
+                version="weak-cnn64-no-photo", verbose=0, export=False)
     return out / "model"
 
 
@@ -146,7 +144,7 @@ def heldout(per_medium: int) -> tuple[list[Path], list[str]]:
     return paths, truth
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-medium", type=int, default=60, help="labelled posts per medium")
     ap.add_argument("--live", type=int, default=2000, help="unlabelled posts available to stream")
@@ -161,18 +159,167 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def learning_settings(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """``[learning]`` of the bench: retraining due once a day (the bench starts it at once)."""
+    return {"enabled": True, "models_dir": str(work / "models"), "eval_fraction": args.eval_fraction,
+            "min_train_labels": 40, "min_eval_labels": 20, "new_medium_min_labels": 30,
+            "margin": args.margin, "recall_floor": args.recall_floor, "stated_labels": "none",
+            "arch": args.arch, "image_size": args.image_size, "epochs": args.epochs,
+            "seed": args.seed, "interval_s": 24 * 3600.0, "watch_interval_s": 2.0,
+            "threads": 1, "nice": 10, "timeout_s": 1800.0}
+
+
+def review_pending(database: str, truth: dict[str, str]) -> int:
+    """The moderator: review every labelled post whose verdict exists (dismiss when the stated
+    medium is right, confirm with the true medium otherwise); return how many are left."""
+    from modbot.cli.review import record_review
+    from modbot.record import open_database, write_transaction
+
+    db = open_database(database)
+    try:
+        done = {r[0] for r in db.execute("SELECT DISTINCT submission FROM reviews")}
+        for fullname, stated in db.execute("SELECT submission, stated FROM verdicts").fetchall():
+            medium = truth.get(fullname)
+            if medium is None or fullname in done:
+                continue
+            with write_transaction(db):  # BEGIN IMMEDIATE: the daemon writes meanwhile
+                if medium == stated:
+                    record_review(db, fullname, "dismiss", moderator="bench_mod")
+                else:
+                    record_review(db, fullname, "confirm", true_medium=medium, moderator="bench_mod")
+            done.add(fullname)
+        return len(set(truth) - done)
+    finally:
+        db.conn.close()
+
+
+class Controller:
+    """The bench's script while the daemon runs (phases 1-5 of the module docstring); its
+    outcome is ``result`` (``run``: the scheduled run's row, ``worse``: the shuffled run's)."""
+
+    def __init__(self, args: argparse.Namespace, server: Any, daemon: Any, config: Any,
+                 swappable: Any, n_live: int, truth: dict[str, str], t0: float) -> None:
+        from modbot.learning.scheduler import RetrainScheduler
+
+        self.args, self.server, self.daemon, self.config = args, server, daemon, config
+        self.swappable, self.n_live, self.truth, self.t0 = swappable, n_live, truth, t0
+        self.scheduler = RetrainScheduler()
+        self.finished = threading.Event()
+        self.failure: list[BaseException] = []
+        self.result: dict[str, Any] = {}
+
+    def __call__(self) -> None:
+        try:
+            self.label_phase()
+            stop_live = threading.Event()
+            feeder = threading.Thread(target=self.live_feed, args=(stop_live,), daemon=True)
+            feeder.start()
+            self.retrain_phase()
+            stop_live.set()
+            feeder.join()
+        except BaseException as exc:  # reported after the daemon stops
+            self.failure.append(exc)
+        finally:
+            self.finished.set()
+
+    def label_phase(self) -> None:
+        """The labelled posts stream in; the moderator reviews as verdicts appear."""
+        while self.server.pending > self.n_live:
+            self.server.release(10)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 600
+        while review_pending(self.config.storage.database, self.truth) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("labelled posts were not all judged in 600 s")
+            time.sleep(1.0)
+        log(f"{len(self.truth)} labelled posts reviewed ({time.monotonic() - self.t0:.0f} s); "
+            "scheduled retraining due now, live posts keep streaming")
+
+    def live_feed(self, stop: threading.Event) -> None:
+        """Unlabelled posts keep arriving while the scheduled job trains."""
+        while not stop.is_set() and self.server.pending:
+            self.server.release(1)
+            stop.wait(1.0 / self.args.live_rate)
+
+    def retrain_phase(self) -> None:
+        """The scheduled run (due now), the live swap, then a shuffled-label challenger."""
+        self.scheduler.start(self.daemon, self.config, first_run_at=datetime.now(UTC))
+        while self.scheduler.last_result is None:
+            time.sleep(0.5)
+        row = self.result["run"] = self.scheduler.last_result
+        log(f"scheduled run: {row['status']} — {row['reason']} ({time.monotonic() - self.t0:.0f} s)")
+        swap_deadline = time.monotonic() + 60
+        while row["status"] == "promoted" and self.swappable.current.version != row["version"]:
+            if time.monotonic() > swap_deadline:
+                raise TimeoutError("the promoted model was not swapped in within 60 s")
+            time.sleep(0.2)
+        time.sleep(5.0)  # the daemon classifies with the new model for a while
+        log("training a challenger on shuffled labels")
+        worse = self.result["worse"] = self.scheduler.run_retrain(
+            trigger="bench-shuffled", extra_args=["--shuffle-labels"])
+        log(f"shuffled run: {worse['status']} — {worse['reason']}")
+
+
+def run_loop(args: argparse.Namespace, work: Path, weak_dir: Path, t0: float) -> dict[str, Any]:
+    """The daemon streams (sandbox) while the :class:`Controller` labels, retrains and swaps;
+    returns the runs' rows and the daemon's counts."""
+    from modbot.daemon import Daemon
+    from modbot.learning.serving import SwappableClassifier
+    from modbot.ml.keras_classifier import KerasClassifier
+    from modbot.sandbox.demo import demo_config
+    from modbot.sandbox.server import SandboxServer
+    from modbot.stream import make_reddit
+
+    labelled, live, images, truth = build_posts(args.per_medium, args.live, args.seed)
+    log(f"{len(labelled)} labelled posts, {len(live)} live posts; weak champion ready "
+        f"({time.monotonic() - t0:.0f} s)")
+    with SandboxServer(labelled + live, images, released=0) as server:
+        config = demo_config(server.url, work, act=False).replace(
+            learning=learning_settings(args, work), storage={"model_dir": str(weak_dir)},
+            reddit={"poll_interval": 0.2}, daemon={"retry_base_s": 2.0})
+        creds = {k: v for k, v in server.praw_kwargs().items()
+                 if k in ("client_id", "client_secret", "username", "password")}
+        swappable = SwappableClassifier(KerasClassifier.load(weak_dir))
+        daemon = Daemon(config, reddit=make_reddit(config, **creds), classifier=swappable)
+        controller = Controller(args, server, daemon, config, swappable, len(live), truth, t0)
+        ctl = threading.Thread(target=controller, name="bench-controller")
+        ctl.start()
+        stats = daemon.run(stop=threading.Event(), until=controller.finished.is_set)
+        ctl.join()
+        controller.scheduler.shutdown()
+        if controller.failure:
+            raise controller.failure[0]
+        out = {**controller.result, "stats": stats, **daemon_counts(daemon.store.db, controller.result["run"])}
+        daemon.close()
+    return out
+
+
+def daemon_counts(db: Any, row: dict[str, Any]) -> dict[str, int]:
+    """Submissions finished during training, predictions by the promoted model, posts
+    classified by two models."""
+    during = db.execute("SELECT COUNT(*) FROM submissions WHERE status IN ('done','skipped','failed') "
+                        "AND updated_at BETWEEN ? AND ?",
+                        [row["train_started_at"] or 0, row["train_finished_at"] or 0]).fetchone()[0]
+    by_new = db.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?",
+                        [row["version"]]).fetchone()[0]
+    mixed = db.execute("SELECT COUNT(*) FROM (SELECT submission FROM predictions GROUP BY submission "
+                       "HAVING COUNT(DISTINCT model_version) > 1)").fetchone()[0]
+    return {"during": during, "by_new": by_new, "mixed": mixed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not (SHARED / "pacs").is_dir():
         print(f"needs PACS in {SHARED / 'pacs'} (see ../shared/README.md)", file=sys.stderr)
         return 2
 
-    from modbot.classify import KerasClassifier
-    from modbot.log import configure_logging
     from modbot.learning.registry import ModelRegistry
-    from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, evaluate
-    from modbot.cli.review import record_review
-    from modbot.sandbox.server import SandboxServer
-    from modbot.stream import make_reddit
+    from modbot.learning.retrain import evaluate
+    from modbot.log import configure_logging
+    from modbot.ml.keras_classifier import KerasClassifier
 
     configure_logging(json=True, level="WARNING")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="modbot-learning-"))
@@ -182,180 +329,37 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     log(f"work dir {work}; training the weak champion")
     weak_dir = train_weak(work / "weak")
-    labelled, live, images, truth = build_posts(args.per_medium, args.live, args.seed)
-    log(f"{len(labelled)} labelled posts, {len(live)} live posts; weak champion ready "
-        f"({time.monotonic() - t0:.0f} s)")
-
-    from modbot.daemon import Daemon
-    from modbot.sandbox.demo import demo_config
-
-    learning = {"enabled": True, "models_dir": str(work / "models"), "eval_fraction": args.eval_fraction,
-                "min_train_labels": 40, "min_eval_labels": 20, "new_medium_min_labels": 30,
-                "margin": args.margin, "recall_floor": args.recall_floor, "stated_labels": "none",
-                "arch": args.arch, "image_size": args.image_size, "epochs": args.epochs,
-                "seed": args.seed, "interval_s": 24 * 3600.0, "watch_interval_s": 2.0,
-                "threads": 1, "nice": 10, "timeout_s": 1800.0}
-    result: dict[str, Any] = {}
-    with SandboxServer(labelled + live, images, released=0) as server:
-        config = demo_config(server.url, work, act=False).replace(
-            learning=learning, storage={"model_dir": str(weak_dir)}, reddit={"poll_interval": 0.2},
-            daemon={"retry_base_s": 2.0})
-        creds = {k: v for k, v in server.praw_kwargs().items()
-                 if k in ("client_id", "client_secret", "username", "password")}
-        swappable = SwappableClassifier(KerasClassifier.load(weak_dir))
-        daemon = Daemon(config, reddit=make_reddit(config, **creds), classifier=swappable)
-        scheduler = RetrainScheduler()
-        finished = threading.Event()
-        failure: list[BaseException] = []
-
-        def moderator() -> int:
-            """Review every labelled post whose verdict exists; return how many are left."""
-            from modbot.learning.labels import write_transaction
-            from modbot.record import open_database
-
-            db = open_database(config.storage.database)
-            try:
-                done = {r[0] for r in db.execute("SELECT DISTINCT submission FROM reviews")}
-                for fullname, stated in db.execute("SELECT submission, stated FROM verdicts").fetchall():
-                    medium = truth.get(fullname)
-                    if medium is None or fullname in done:
-                        continue
-                    with write_transaction(db):  # BEGIN IMMEDIATE: the daemon writes meanwhile
-                        if medium == stated:
-                            record_review(db, fullname, "dismiss", moderator="bench_mod")
-                        else:
-                            record_review(db, fullname, "confirm", true_medium=medium,
-                                          moderator="bench_mod")
-                    done.add(fullname)
-                return len(set(truth) - done)
-            finally:
-                db.conn.close()
-
-        def controller() -> None:
-            try:
-                # phase 1: the labelled posts stream in; the moderator reviews as verdicts appear
-                while server.pending > len(live):
-                    server.release(10)
-                    time.sleep(0.2)
-                deadline = time.monotonic() + 600
-                while moderator() > 0:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("labelled posts were not all judged in 600 s")
-                    time.sleep(1.0)
-                log(f"{len(truth)} labelled posts reviewed ({time.monotonic() - t0:.0f} s); "
-                    "scheduled retraining due now, live posts keep streaming")
-                # phase 2: unlabelled posts keep arriving while the scheduled job trains
-                stop_live = threading.Event()
-
-                def live_feed() -> None:
-                    while not stop_live.is_set() and server.pending:
-                        server.release(1)
-                        stop_live.wait(1.0 / args.live_rate)
-
-                feeder = threading.Thread(target=live_feed, daemon=True)
-                feeder.start()
-                scheduler.start(daemon, config, first_run_at=datetime.now(timezone.utc))
-                while scheduler.last_result is None:
-                    time.sleep(0.5)
-                row = scheduler.last_result
-                result["run"] = row
-                log(f"scheduled run: {row['status']} — {row['reason']} ({time.monotonic() - t0:.0f} s)")
-                swap_deadline = time.monotonic() + 60
-                while row["status"] == "promoted" and swappable.current.version != row["version"]:
-                    if time.monotonic() > swap_deadline:
-                        raise TimeoutError("the promoted model was not swapped in within 60 s")
-                    time.sleep(0.2)
-                time.sleep(5.0)  # the daemon classifies with the new model for a while
-                # phase 3: a deliberately worse challenger, through the same job
-                log("training a challenger on shuffled labels")
-                result["worse"] = scheduler.run_retrain(trigger="bench-shuffled",
-                                                        extra_args=["--shuffle-labels"])
-                log(f"shuffled run: {result['worse']['status']} — {result['worse']['reason']}")
-                stop_live.set()
-                feeder.join()
-            except BaseException as exc:  # reported after the daemon stops
-                failure.append(exc)
-            finally:
-                finished.set()
-
-        ctl = threading.Thread(target=controller, name="bench-controller")
-        ctl.start()
-        stats = daemon.run(stop=threading.Event(), until=finished.is_set)
-        ctl.join()
-        scheduler.shutdown()
-        if failure:
-            raise failure[0]
-        db = daemon.store.db
-        row, worse = result["run"], result["worse"]
-        during = db.execute("SELECT COUNT(*) FROM submissions WHERE status IN ('done','skipped','failed') "
-                            "AND updated_at BETWEEN ? AND ?",
-                            [row["train_started_at"] or 0, row["train_finished_at"] or 0]).fetchone()[0]
-        by_new = db.execute("SELECT COUNT(*) FROM predictions WHERE model_version = ?",
-                            [row["version"]]).fetchone()[0]
-        mixed = db.execute("SELECT COUNT(*) FROM (SELECT submission FROM predictions GROUP BY submission "
-                           "HAVING COUNT(DISTINCT model_version) > 1)").fetchone()[0]
-        champion_now = ModelRegistry(learning["models_dir"]).champion()
-        processed = stats.processed
-        daemon.close()
+    loop = run_loop(args, work, weak_dir, t0)
+    row, worse, stats = loop["run"], loop["worse"], loop["stats"]
+    champion_now = ModelRegistry(work / "models").champion()
 
     # the held-out object, scored in this process with both models
     paths, truth_h = heldout(args.heldout)
     weak = KerasClassifier.load(weak_dir)
     models = [weak]
     if row["status"] == "promoted":
-        models.append(KerasClassifier.load(Path(learning["models_dir"]) / row["version"]))
-    order = [m for m in ("digital", "painting", "drawing", "photography")]
+        models.append(KerasClassifier.load(work / "models" / row["version"]))
+    order = ["digital", "painting", "drawing", "photography"]
     reports = evaluate(models, paths, truth_h, order)
-
-    before = json.loads(row["champion_metrics"]) if row["champion_metrics"] else None
-    after = json.loads(row["challenger_metrics"]) if row["challenger_metrics"] else None
-    worse_rep = json.loads(worse["challenger_metrics"]) if worse and worse["challenger_metrics"] else None
-    counts = json.loads(row["data_counts"]) if row["data_counts"] else {}
-
-    def seconds(r: dict[str, Any], a: str, b: str) -> float | None:
-        return None if r.get(a) is None or r.get(b) is None else round(r[b] - r[a], 1)
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    cols = [("champion (before)", before, reports[0], weak.version, "-"),
-            ("challenger (after)", after, reports[1] if len(reports) > 1 else None, row["version"], row["status"]),
-            ("shuffled challenger", worse_rep, None, worse["version"] if worse else None,
-             worse["status"] if worse else "-")]
-    lines = [f"{'':34}" + "".join(f"{c[0]:>22}" for c in cols),
-             f"{'model':34}" + "".join(f"{(c[3] or '-')[-21:]:>22}" for c in cols),
-             f"{'eval set macro-F1 (n=' + str(row['n_eval']) + ')':34}"
-             + "".join(f"{f(c[1]['macro_f1'] if c[1] else None):>22}" for c in cols)]
-    for m in order:
-        lines.append(f"{'  recall ' + m:34}" + "".join(
-            f"{f(c[1]['per_class'][m]['recall'] if c[1] and m in c[1]['per_class'] else None):>22}" for c in cols))
-    lines.append(f"{'held-out object macro-F1 (n=' + str(len(paths)) + ')':34}"
-                 + "".join(f"{f(c[2]['macro_f1'] if c[2] else None):>22}" for c in cols))
-    lines.append(f"{'decision':34}" + "".join(f"{c[4]:>22}" for c in cols))
-    print("\n".join(lines))
-    print(f"\nlabels: {counts.get('labels', {}).get('by_medium')} (all moderator reviews); "
-          f"train {row['n_train']}, eval {row['n_eval']}; challenger trained in "
-          f"{seconds(row, 'train_started_at', 'train_finished_at')} s (run {row['duration_s']} s); "
-          f"{during} submissions processed by the daemon meanwhile; {by_new} predictions by the "
-          f"promoted model after the live swap; {mixed} posts classified by two models; "
-          f"{processed} submissions streamed in all ({stats.errors} internal errors, retried); "
-          f"{time.monotonic() - t0:.0f} s total.")
-    print(f"gates: margin {args.margin}, recall floor {args.recall_floor}; "
-          f"scheduled run: {row['reason']}; shuffled run: {worse['reason'] if worse else '-'}")
+    before = metrics_of(row, "champion_metrics")
+    after = metrics_of(row, "challenger_metrics")
+    worse_rep = metrics_of(worse, "challenger_metrics")
+    print_table(row, worse, weak.version, (before, after, worse_rep), reports, order, len(paths))
+    print_summary(args, row, worse, loop, stats, t0)
     out = {
         "before_macro_f1": before["macro_f1"] if before else None,
         "after_macro_f1": after["macro_f1"] if after else None,
         "promoted": row["status"] == "promoted",
         "refused_worse": bool(worse and worse["status"] == "refused"),
-        "streamed_during_training": during,
+        "streamed_during_training": loop["during"],
         "worse_macro_f1": worse_rep["macro_f1"] if worse_rep else None,
         "heldout_before_macro_f1": reports[0]["macro_f1"],
         "heldout_after_macro_f1": reports[1]["macro_f1"] if len(reports) > 1 else None,
         "n_train": row["n_train"], "n_eval": row["n_eval"], "n_heldout": len(paths),
         "champion_version": weak.version, "challenger_version": row["version"],
         "champion_after_run": champion_now,
-        "predictions_by_new_model": by_new, "posts_classified_by_two_models": mixed,
-        "daemon_internal_errors": stats.errors, "submissions_streamed": processed,
+        "predictions_by_new_model": loop["by_new"], "posts_classified_by_two_models": loop["mixed"],
+        "daemon_internal_errors": stats.errors, "submissions_streamed": stats.processed,
         "train_seconds": seconds(row, "train_started_at", "train_finished_at"),
         "run_seconds": row["duration_s"], "total_seconds": round(time.monotonic() - t0, 1),
         "workdir": str(work),
@@ -365,6 +369,55 @@ def main(argv: list[str] | None = None) -> int:
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if out["promoted"] and out["refused_worse"] else 1
+
+
+def metrics_of(row: dict[str, Any] | None, column: str) -> dict[str, Any] | None:
+    """A run's classification report (JSON column), or None."""
+    return json.loads(row[column]) if row and row[column] else None
+
+
+def seconds(r: dict[str, Any], a: str, b: str) -> float | None:
+    return None if r.get(a) is None or r.get(b) is None else round(r[b] - r[a], 1)
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def print_table(row: dict[str, Any], worse: dict[str, Any] | None, weak_version: str,
+                metrics: tuple[Any, Any, Any], reports: list[dict[str, Any]], order: list[str],
+                n_heldout: int) -> None:
+    """Before/after table: evaluation-set macro-F1 and recalls, held-out macro-F1, decisions."""
+    before, after, worse_rep = metrics
+    cols = [("champion (before)", before, reports[0], weak_version, "-"),
+            ("challenger (after)", after, reports[1] if len(reports) > 1 else None, row["version"], row["status"]),
+            ("shuffled challenger", worse_rep, None, worse["version"] if worse else None,
+             worse["status"] if worse else "-")]
+    lines = [f"{'':34}" + "".join(f"{c[0]:>22}" for c in cols),
+             f"{'model':34}" + "".join(f"{(c[3] or '-')[-21:]:>22}" for c in cols),
+             f"{'eval set macro-F1 (n=' + str(row['n_eval']) + ')':34}"
+             + "".join(f"{_f(c[1]['macro_f1'] if c[1] else None):>22}" for c in cols)]
+    for m in order:
+        lines.append(f"{'  recall ' + m:34}" + "".join(
+            f"{_f(c[1]['per_class'][m]['recall'] if c[1] and m in c[1]['per_class'] else None):>22}" for c in cols))
+    lines.append(f"{'held-out object macro-F1 (n=' + str(n_heldout) + ')':34}"
+                 + "".join(f"{_f(c[2]['macro_f1'] if c[2] else None):>22}" for c in cols))
+    lines.append(f"{'decision':34}" + "".join(f"{c[4]:>22}" for c in cols))
+    print("\n".join(lines))
+
+
+def print_summary(args: argparse.Namespace, row: dict[str, Any], worse: dict[str, Any] | None,
+                  loop: dict[str, Any], stats: Any, t0: float) -> None:
+    counts = json.loads(row["data_counts"]) if row["data_counts"] else {}
+    print(f"\nlabels: {counts.get('labels', {}).get('by_medium')} (all moderator reviews); "
+          f"train {row['n_train']}, eval {row['n_eval']}; challenger trained in "
+          f"{seconds(row, 'train_started_at', 'train_finished_at')} s (run {row['duration_s']} s); "
+          f"{loop['during']} submissions processed by the daemon meanwhile; {loop['by_new']} predictions by the "
+          f"promoted model after the live swap; {loop['mixed']} posts classified by two models; "
+          f"{stats.processed} submissions streamed in all ({stats.errors} internal errors, retried); "
+          f"{time.monotonic() - t0:.0f} s total.")
+    print(f"gates: margin {args.margin}, recall floor {args.recall_floor}; "
+          f"scheduled run: {row['reason']}; shuffled run: {worse['reason'] if worse else '-'}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modbot.cron import cron_trigger
 from modbot.domain import MEDIA
 from modbot.errors import ConfigError
 
@@ -290,7 +291,8 @@ TEMPLATE_SAMPLE: dict[str, Any] = {
     "model_version": "sample-1", "title": "Sample title, me, digital, 2026",
 }
 _SUBREDDITS = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
-_STATED_LABELS = ("none", "agreed", "all")
+#: ``[learning] stated_labels`` policies (see ``modbot.learning.labels.LabelPolicy``).
+STATED_LABELS = ("none", "agreed", "all")
 
 
 def validate(config: Config) -> Config:
@@ -380,8 +382,8 @@ def _check_daemon(config: Config) -> None:
 
 def _check_learning(config: Config) -> None:
     lr = config.learning
-    _require(lr.stated_labels in _STATED_LABELS, "[learning] stated_labels", lr.stated_labels,
-             " or ".join(_STATED_LABELS))
+    _require(lr.stated_labels in STATED_LABELS, "[learning] stated_labels", lr.stated_labels,
+             " or ".join(STATED_LABELS))
     _media("learning", "trusted_media", lr.trusted_media)
     _media("learning", "recall_floors", lr.recall_floors)
     _require(0.0 < lr.eval_fraction < 1.0, "[learning] eval_fraction", lr.eval_fraction,
@@ -398,3 +400,9 @@ def _check_learning(config: Config) -> None:
     _require(0 <= lr.nice <= 19, "[learning] nice", lr.nice, "0-19")
     _positive(lr, "learning", ("timeout_s", "watch_interval_s", "misfire_grace_s"))
     _positive(lr, "learning", ("interval_s",), inclusive=True)
+    if lr.interval_s == 0:
+        try:
+            cron_trigger(lr.cron)
+        except ValueError as exc:
+            raise ConfigError(f"[learning] cron = {lr.cron!r} is not a crontab line "
+                              f"(minute hour day month weekday): {exc}") from exc

@@ -25,8 +25,6 @@ from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
-from modbot.learning.registry import resolve_model_dir
-from modbot.learning.retrain import RetrainScheduler, SwappableClassifier, check_learning
 from modbot.record import Store
 from modbot.stream import budget_of, post_from_data, stream_posts
 
@@ -50,17 +48,17 @@ class Classifier(Protocol):
         ...
 
 
-def load_classifier(config: Config) -> Classifier:
-    """Load the model to serve: the learning loop's champion (``[learning] models_dir``) when
-    there is one, else ``[storage] model_dir`` (empty = the shipped model).
+class BackgroundJobs(Protocol):
+    """Jobs that run beside the stream while :meth:`Daemon.run` runs: the learning loop
+    (:class:`modbot.learning.LearningLoop`: scheduled retraining, live model swaps)."""
 
-    Served by LiteRT when the model's checked ``model.tflite`` export is present (no TensorFlow
-    in the daemon's process: ~100 MB resident instead of ~600 MB), else by Keras.
-    Raises ``ModelError`` for a broken model directory.
-    """
-    from modbot.classify import load_classifier as load_model_dir
+    def start(self) -> None:
+        """Start the jobs (called when streaming starts, again on a later ``run``)."""
+        ...
 
-    return load_model_dir(resolve_model_dir(config))
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the jobs; called when streaming stops and on ``close`` (idempotent)."""
+        ...
 
 
 @dataclass
@@ -247,24 +245,23 @@ class Daemon:
     """The long-running service around a ``Pipeline``.
 
     ``reddit`` is a ``praw.Reddit`` (from :func:`modbot.stream.make_reddit`, whose request
-    budget the daemon connects to its stop event and watchdog); ``classifier`` defaults to the
-    configured model; ``notifier`` talks to systemd (a no-op outside it).
+    budget the daemon connects to its stop event and watchdog); ``classifier`` classifies every
+    post (``modbot run`` passes the learning loop's, whose model a promotion swaps live);
+    ``learning`` (the learning loop's jobs) is started and stopped with the stream; ``notifier``
+    talks to systemd (a no-op outside it).
     """
 
-    def __init__(self, config: Config, *, reddit: Any, classifier: Classifier | None = None,
-                 store: Store | None = None, notifier: Notifier | None = None) -> None:
+    def __init__(self, config: Config, *, reddit: Any, classifier: Classifier,
+                 learning: BackgroundJobs | None = None, store: Store | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier(env={})
         self._restart_stream = False
         self.reddit = reddit
         self.budget = budget_of(reddit)
         self.store = store or Store(config.storage.database, exclusive=True)
-        check_learning(config.learning)  # ConfigError at start-up, not at 04:30
-        served = classifier or load_classifier(config)
-        # Promotion swaps the model inside this wrapper: one post never sees two models.
-        self.classifier = (served if isinstance(served, SwappableClassifier)
-                           else SwappableClassifier(served))
-        self.retrainer = RetrainScheduler()
+        self.classifier = classifier
+        self.learning = learning
         self.actor = Actor(reddit, self.store, config.actions)
         self.pipeline = Pipeline(
             config=config,
@@ -359,7 +356,8 @@ class Daemon:
         self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
         try:
             self.recover(stop)
-            self.retrainer.start(self, self.config)
+            if self.learning is not None:
+                self.learning.start()
             log.info("stream_start", subreddits=self.config.reddit.subreddits,
                      model_version=self.classifier.version,
                      actions={"report": self.config.actions.report,
@@ -387,7 +385,8 @@ class Daemon:
                     if stop.is_set() or self._restart_stream:
                         break
         finally:
-            self.retrainer.shutdown()
+            if self.learning is not None:
+                self.learning.shutdown()
             self.notifier.stopping()
             log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status,
                      api_requests=self.budget.sent if self.budget is not None else None)
@@ -416,6 +415,7 @@ class Daemon:
 
     def close(self) -> None:
         """Close the image fetcher's HTTP session and the database (checkpointing the WAL)."""
-        self.retrainer.shutdown()
+        if self.learning is not None:
+            self.learning.shutdown()
         self.pipeline.fetcher.close()
         self.store.close()

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from support import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
                     write_run_config)
 
@@ -119,13 +121,21 @@ def test_sighup_reload_and_sigterm_mid_submission(tmp_path):
             notify.close()
 
 
-def test_bad_config_exits_78_without_restart_loop(tmp_path):
+@pytest.mark.parametrize(("toml", "named"), [
+    ("[reddit]\nrequests_per_minute = 500\n", b"requests_per_minute"),
+    ('[learning]\nenabled = true\ncron = "61 4 * * *"\n', b"cron"),  # issue 12 item 3
+    ('[actions]\nreport_template = "{nosuch}"\n', b"report_template"),  # issue 12 item 2
+])
+def test_bad_config_exits_78_without_restart_loop(tmp_path, toml, named):
     """An unusable config is exit status 78 (EX_CONFIG), listed in the unit's
-    RestartPreventExitStatus=, so systemd does not restart it in a loop."""
+    RestartPreventExitStatus=, so systemd does not restart it in a loop — with one line
+    naming the key, not a traceback (a bad cron line printed 389 lines and exited 1)."""
     bad = tmp_path / "bad.toml"
-    bad.write_text("[reddit]\nrequests_per_minute = 500\n")
+    bad.write_text(toml)
     with SandboxServer([], {}) as server:
         proc = subprocess.run(modbot_run_cmd(bad), cwd=str(REPO), env=run_env(server),
                               capture_output=True, timeout=60)
-    assert proc.returncode == 78, proc.stdout.decode()[-2000:]
-    assert b"requests_per_minute" in proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 78, output.decode()[-2000:]
+    assert named in output
+    assert b"Traceback" not in output and len(output.splitlines()) < 10

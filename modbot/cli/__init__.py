@@ -228,6 +228,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
 
     from modbot import redact
     from modbot.daemon import Daemon
+    from modbot.learning import learning_loop
     from modbot.log import configure_logging
     from modbot.notify import Notifier
     from modbot.stream import check_credentials, is_fatal, make_reddit
@@ -253,7 +254,10 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     try:
         reddit = make_reddit(config)
         check_credentials(reddit)  # rejected credentials: exit 78 before loading the model
-        daemon = Daemon(config, reddit=reddit, notifier=Notifier())
+        # [learning] checked (ConfigError: exit 78), then the champion loaded (ModelError)
+        learning = learning_loop(config)
+        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning,
+                        notifier=Notifier())
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc

@@ -38,8 +38,8 @@ import structlog
 from modbot.domain import MEDIA
 from modbot.errors import ImageError, InputError
 from modbot.images import resolve_images
-from modbot.learning.labels import write_transaction
 from modbot.medium import Vocabulary, stated_medium
+from modbot.record import write_transaction
 from modbot.stream import post_from_data, submission_data
 
 log = structlog.get_logger("modbot.learning.collect")
@@ -94,6 +94,50 @@ def _listing(reddit: Any, subreddit: str, listing: str, query: str | None, time_
     return sub.search(query, sort="new", time_filter=time_filter, **kwargs)
 
 
+def _check_args(listing: str, query: str | None, time_filter: str, per_medium: int,
+                media: Sequence[str]) -> tuple[str, ...]:
+    """The target media without duplicates; ``InputError`` for a bad argument."""
+    if listing not in LISTINGS:
+        raise InputError(f"listing must be one of {LISTINGS}, not {listing!r}")
+    if listing == "search" and not query:
+        raise InputError("listing 'search' needs a query")
+    if time_filter not in TIME_FILTERS:
+        raise InputError(f"time filter must be one of {TIME_FILTERS}, not {time_filter!r}")
+    if per_medium < 1:
+        raise InputError("per_medium must be at least 1")
+    media = tuple(dict.fromkeys(media))
+    unknown = [m for m in media if m not in MEDIA]
+    if unknown or not media:
+        raise InputError(f"unknown media {unknown} (canonical: {', '.join(MEDIA)})")
+    return media
+
+
+def _open_run(db: Any, *, subreddit: str, listing: str, query: str | None, time_filter: str,
+              per_medium: int, media: Sequence[str], fresh: bool,
+              now: Callable[[], float]) -> tuple[int, str | None, bool]:
+    """Resume the latest unfinished run of the same listing (unless ``fresh``) or start one;
+    returns ``(run_id, cursor, resumed)``."""
+    tf = time_filter if listing != "new" else ""
+    found = [] if fresh else list(db.query(
+        "SELECT id, cursor FROM collect_runs WHERE lower(subreddit) = lower(?) AND listing = ? "
+        "AND coalesce(query, '') = coalesce(?, '') AND coalesce(time_filter, '') = ? "
+        f"AND status IN ({', '.join('?' for _ in RESUMABLE)}) ORDER BY id DESC LIMIT 1",
+        [subreddit, listing, query, tf, *RESUMABLE]))
+    run = found[0] if found else None
+    with write_transaction(db):
+        if run is not None:
+            db["collect_runs"].update(run["id"], {"status": "running", "per_medium": per_medium,
+                                                  "media": json.dumps(list(media)),
+                                                  "updated_at": now(), "error": None})
+            return int(run["id"]), run["cursor"], True
+        run_id = int(db["collect_runs"].insert({
+            "subreddit": subreddit, "listing": listing, "query": query, "time_filter": tf,
+            "per_medium": per_medium, "media": json.dumps(list(media)), "status": "running",
+            "cursor": None, "scanned": 0, "kept": 0, "started_at": now(), "updated_at": now(),
+        }).last_pk)
+    return run_id, None, False
+
+
 def collect(reddit: Any, db: Any, fetcher: Any, *, subreddit: str, per_medium: int,
             media: Sequence[str] = DEFAULT_MEDIA, listing: str = "new", query: str | None = None,
             time_filter: str = "all", max_posts: int | None = None, fresh: bool = False,
@@ -114,82 +158,23 @@ def collect(reddit: Any, db: Any, fetcher: Any, *, subreddit: str, per_medium: i
     Raises ``InputError`` for bad arguments; errors from Reddit end the call with status
     ``failed`` (recorded, resumable), never a half-written record.
     """
-    if listing not in LISTINGS:
-        raise InputError(f"listing must be one of {LISTINGS}, not {listing!r}")
-    if listing == "search" and not query:
-        raise InputError("listing 'search' needs a query")
-    if time_filter not in TIME_FILTERS:
-        raise InputError(f"time filter must be one of {TIME_FILTERS}, not {time_filter!r}")
-    if per_medium < 1:
-        raise InputError("per_medium must be at least 1")
-    media = tuple(dict.fromkeys(media))
-    unknown = [m for m in media if m not in MEDIA]
-    if unknown or not media:
-        raise InputError(f"unknown media {unknown} (canonical: {', '.join(MEDIA)})")
-    vocabulary = vocabulary or Vocabulary.default()
+    media = _check_args(listing, query, time_filter, per_medium, media)
     query = query or None
-
-    run = None
-    if not fresh:
-        run = db.execute(
-            "SELECT id, cursor FROM collect_runs WHERE lower(subreddit) = lower(?) AND listing = ? "
-            "AND coalesce(query, '') = coalesce(?, '') AND coalesce(time_filter, '') = ? "
-            f"AND status IN ({', '.join('?' for _ in RESUMABLE)}) ORDER BY id DESC LIMIT 1",
-            [subreddit, listing, query, time_filter if listing != "new" else "", *RESUMABLE],
-        ).fetchone()
-    resumed = run is not None
-    if run is None:
-        with write_transaction(db):
-            run_id = int(db["collect_runs"].insert({
-                "subreddit": subreddit, "listing": listing, "query": query,
-                "time_filter": time_filter if listing != "new" else "", "per_medium": per_medium,
-                "media": json.dumps(list(media)), "status": "running", "cursor": None,
-                "scanned": 0, "kept": 0, "started_at": now(), "updated_at": now(),
-            }).last_pk)
-        cursor = None
-    else:
-        run_id, cursor = int(run[0]), run[1]
-        with write_transaction(db):
-            db["collect_runs"].update(run_id, {"status": "running", "per_medium": per_medium,
-                                               "media": json.dumps(list(media)), "updated_at": now(),
-                                               "error": None})
+    run_id, cursor, resumed = _open_run(db, subreddit=subreddit, listing=listing, query=query,
+                                        time_filter=time_filter, per_medium=per_medium,
+                                        media=media, fresh=fresh, now=now)
     counts = collected_counts(db, subreddit, media)
     result = CollectResult(run_id=run_id, status="running", resumed=resumed, counts=counts)
     log.info("collect_start", run_id=run_id, resumed=resumed, cursor=cursor, subreddit=subreddit,
              listing=listing, per_medium=per_medium, counts=counts)
-
     if on_progress is not None:
         on_progress(dict(counts), 0)
-
-    def full() -> bool:
-        return all(counts[m] >= per_medium for m in media)
-
-    status = "done" if full() else "exhausted"
+    scan = _Scan(db, fetcher, result, per_medium, media, vocabulary or Vocabulary.default(), now)
+    status = "done" if scan.full() else "exhausted"
     try:
-        if not full():
-            for submission in _listing(reddit, subreddit, listing, query, time_filter, cursor):
-                data = submission_data(submission)
-                post = post_from_data(data)
-                result.scanned += 1
-                reason = _consider(db, fetcher, post, data, run_id, counts, per_medium, media,
-                                   vocabulary, now)
-                if reason == "ok":
-                    result.kept += 1
-                else:
-                    result.skipped[reason] += 1
-                with write_transaction(db):
-                    db.execute("UPDATE collect_runs SET cursor = ?, scanned = scanned + 1, "
-                               "kept = kept + ?, updated_at = ? WHERE id = ?",
-                               [post.fullname, int(reason == "ok"), now(), run_id])
-                if on_progress is not None:
-                    on_progress(dict(counts), result.scanned)
-                if full():
-                    status = "done"
-                    break
-                if ((stop is not None and stop.is_set())
-                        or (max_posts is not None and result.scanned >= max_posts)):
-                    status = "stopped"
-                    break
+        if not scan.full():
+            posts = _listing(reddit, subreddit, listing, query, time_filter, cursor)
+            status = scan.run(posts, stop=stop, max_posts=max_posts, on_progress=on_progress)
     except Exception as exc:  # praw/prawcore/network errors: recorded, resumable
         status = "failed"
         result.error = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -205,6 +190,52 @@ def collect(reddit: Any, db: Any, fetcher: Any, *, subreddit: str, per_medium: i
     log.info("collect_end", run_id=run_id, status=status, scanned=result.scanned, kept=result.kept,
              counts=counts, skipped=dict(result.skipped))
     return result
+
+
+@dataclass
+class _Scan:
+    """Reading a listing for one :func:`collect` call (``result.counts`` is updated in place)."""
+
+    db: Any
+    fetcher: Any
+    result: CollectResult
+    per_medium: int
+    media: tuple[str, ...]
+    vocabulary: Vocabulary
+    now: Callable[[], float]
+
+    def full(self) -> bool:
+        """True when every target medium has ``per_medium`` images."""
+        return all(self.result.counts[m] >= self.per_medium for m in self.media)
+
+    def run(self, submissions: Iterator[Any], *, stop: threading.Event | None,
+            max_posts: int | None,
+            on_progress: Callable[[dict[str, int], int], None] | None) -> str:
+        """Consider each submission, recording the cursor after each; returns ``done``,
+        ``stopped`` or ``exhausted`` (the listing ended). Errors from Reddit propagate."""
+        result = self.result
+        for submission in submissions:
+            data = submission_data(submission)
+            post = post_from_data(data)
+            result.scanned += 1
+            reason = _consider(self.db, self.fetcher, post, data, result.run_id, result.counts,
+                               self.per_medium, self.media, self.vocabulary, self.now)
+            if reason == "ok":
+                result.kept += 1
+            else:
+                result.skipped[reason] += 1
+            with write_transaction(self.db):
+                self.db.execute("UPDATE collect_runs SET cursor = ?, scanned = scanned + 1, "
+                                "kept = kept + ?, updated_at = ? WHERE id = ?",
+                                [post.fullname, int(reason == "ok"), self.now(), result.run_id])
+            if on_progress is not None:
+                on_progress(dict(result.counts), result.scanned)
+            if self.full():
+                return "done"
+            if (stop is not None and stop.is_set()) or (max_posts is not None
+                                                         and result.scanned >= max_posts):
+                return "stopped"
+        return "exhausted"
 
 
 def _consider(db: Any, fetcher: Any, post: Any, data: dict[str, Any], run_id: int,

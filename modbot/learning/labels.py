@@ -21,12 +21,15 @@ champion and a challenger are always compared on images neither was trained on.
 
 Images come from the cache (:func:`locate_images`); an evicted one is downloaded again from its
 URL when a fetcher is given, and skipped with a reason otherwise or when that fails.
-No TensorFlow here.
+:func:`gather_data` does all of this for one retraining run (its classes, and the training and
+evaluation images). No TensorFlow here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,16 +39,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from modbot.config import STATED_LABELS, Config
 from modbot.domain import MEDIA, ImageRef
 from modbot.errors import ConfigError, ImageError
 from modbot.imagecache import find_cached
-from modbot.record import write_transaction  # re-exported: the learning modules use it
-
+from modbot.images import ImageFetcher
+from modbot.record import write_transaction
 
 #: Label sources, in order of precedence.
 SOURCES = ("review", "stated", "collected")
 #: Values of ``[learning] stated_labels``.
-STATED_POLICIES = ("none", "agreed", "all")
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class LabelPolicy:
     collected: bool = True
 
     def __post_init__(self) -> None:
-        if self.stated not in STATED_POLICIES:
-            raise ConfigError(f"[learning] stated_labels must be one of {STATED_POLICIES}, "
+        if self.stated not in STATED_LABELS:
+            raise ConfigError(f"[learning] stated_labels must be one of {STATED_LABELS}, "
                               f"not {self.stated!r}")
         unknown = [m for m in self.trusted_media if m not in MEDIA]
         if unknown:
@@ -136,12 +139,6 @@ class LabelSet:
         return {m: counts[m] for m in MEDIA if counts[m]}
 
 
-def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    cur = db.execute(sql, list(params))
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
 def gather_labels(db: Database, policy: LabelPolicy, *, cutoff: float | None = None) -> LabelSet:
     """The labels in force at ``cutoff`` (Unix seconds; None = now), one per image.
 
@@ -153,7 +150,7 @@ def gather_labels(db: Database, policy: LabelPolicy, *, cutoff: float | None = N
     cutoff = time.time() if cutoff is None else float(cutoff)
     dropped: Counter[str] = Counter()
     by_image: dict[str, list[dict[str, Any]]] = {}
-    for row in _rows(db, "SELECT * FROM label_candidates ORDER BY sha256, labelled_at, ref"):
+    for row in db.query("SELECT * FROM label_candidates ORDER BY sha256, labelled_at, ref"):
         if row["labelled_at"] is not None and row["labelled_at"] > cutoff:
             dropped["after_cutoff"] += 1
             continue
@@ -285,8 +282,6 @@ def build_tree(root: str | os.PathLike[str], items: Iterable[tuple[Path, str]]) 
     they are unique. Falls back to copying where symlinks are not allowed. Returns the number
     of files per medium. ``root`` is created; it must not hold other files.
     """
-    import shutil
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
@@ -300,3 +295,56 @@ def build_tree(root: str | os.PathLike[str], items: Iterable[tuple[Path, str]]) 
             shutil.copyfile(path, target)
         counts[medium] += 1
     return dict(counts)
+
+
+# --- the data of one run ---------------------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """The images of one run: ``classes`` (media, ``MEDIA`` order), ``train``/``eval``
+    ((image file, medium) pairs) and ``counts`` (the ``data_counts`` column)."""
+
+    classes: list[str]
+    train: list[tuple[Path, str]]
+    eval: list[tuple[Path, str]]
+    counts: dict[str, Any]
+
+
+def gather_data(config: Config, db: Database, champion_labels: Sequence[str], *, cutoff: float,
+                now: float, fetch_evicted: bool = True) -> RunData:
+    """Labels at ``cutoff`` (Unix seconds), their fixed split (new images assigned at ``now``),
+    the run's classes and the cached images of each side (evicted images downloaded again when
+    ``fetch_evicted``). Raises ``ConfigError`` for a bad label policy."""
+    learning = config.learning
+    label_set = gather_labels(db, LabelPolicy.from_config(learning), cutoff=cutoff)
+    sides = assign_splits(db, label_set.labels, learning.eval_fraction, now=now)
+    per_medium = Counter(label.medium for label in label_set.labels)
+    classes = [m for m in MEDIA if m in champion_labels
+               or per_medium[m] >= learning.new_medium_min_labels]
+    used = [label for label in label_set.labels if label.medium in classes]
+    with contextlib.ExitStack() as stack:
+        fetcher = stack.enter_context(ImageFetcher.from_config(config)) if fetch_evicted else None
+        located = locate_images(used, config.storage.image_cache, fetcher=fetcher)
+    found = [(i.path, i.label.medium, sides[i.label.sha256]) for i in located if i.path is not None]
+    train = [(p, m) for p, m, side in found if side == "train"]
+    evaluation = [(p, m) for p, m, side in found if side == "eval"]
+    skipped = Counter(item.reason for item in located if item.path is None)
+    excluded = {m: n for m, n in per_medium.items() if m not in classes}
+    return RunData(classes, train, evaluation,
+                   _data_counts(label_set, excluded, train, evaluation, skipped))
+
+
+def _data_counts(label_set: LabelSet, excluded: dict[str, int], train: list[tuple[Path, str]],
+                 evaluation: list[tuple[Path, str]], skipped: Counter[str]) -> dict[str, Any]:
+    labels = label_set.labels
+    return {
+        "labels": {"total": len(labels), "by_source": label_set.by_source(),
+                   "by_medium": label_set.by_medium(),
+                   "by_detail": dict(Counter(f"{lb.source}:{lb.detail}" for lb in labels))},
+        "dropped_candidates": dict(label_set.dropped),
+        "excluded_media": excluded,
+        "train": dict(Counter(m for _, m in train)),
+        "eval": dict(Counter(m for _, m in evaluation)),
+        "skipped_images": dict(skipped),
+    }

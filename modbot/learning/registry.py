@@ -33,9 +33,8 @@ from sqlite_utils import Database
 
 from modbot.classify import read_labels
 from modbot.errors import InputError, ModelError
-from modbot.fsutil import fsync_dir
-from modbot.fsutil import write_atomic as _write_atomic
-from modbot.learning.labels import write_transaction
+from modbot.fsutil import fsync_dir, write_atomic
+from modbot.record import write_transaction
 
 POINTER = "CHAMPION"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -47,12 +46,6 @@ def check_version(version: str) -> str:
     if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
         raise InputError(f"not a valid model version name: {version!r}")
     return version
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace the file ``path`` with ``text`` (UTF-8) atomically: temp file in the same
-    folder, fsync, ``os.replace``, fsync of the folder."""
-    _write_atomic(path, text, sync_dir=True)
 
 
 class ModelRegistry:
@@ -144,7 +137,8 @@ class ModelRegistry:
         previous = self.champion() if (self.root / POINTER).exists() else None
         doc = {"version": version, "event": event, "at": time.time() if now is None else now,
                "previous": previous}
-        write_atomic(self.root / POINTER, json.dumps(doc, indent=2) + "\n")
+        # temp file in the same folder, fsync, os.replace, fsync of the folder
+        write_atomic(self.root / POINTER, json.dumps(doc, indent=2) + "\n", sync_dir=True)
 
 
 def set_champion(registry: ModelRegistry, version: str, *, event: str, db: Database | None = None,
@@ -168,7 +162,7 @@ def rollback(registry: ModelRegistry, version: str, *, db: Database | None = Non
     The version's directory must exist and its ``labels.json`` be valid (``InputError`` /
     ``ModelError`` otherwise). A running daemon notices the new pointer within
     ``[learning] watch_interval_s`` seconds and swaps the model in (see
-    :class:`modbot.learning.retrain.RetrainScheduler`).
+    :class:`modbot.learning.scheduler.RetrainScheduler`).
     """
     if not registry.has(version):
         raise InputError(f"no model version {version} in {registry.root}; "
@@ -178,7 +172,7 @@ def rollback(registry: ModelRegistry, version: str, *, db: Database | None = Non
     return meta
 
 
-def resolve_model_dir(config: Any) -> str | None:
+def serving_model_dir(config: Any) -> str | None:
     """The model directory the daemon should serve: the registry's champion when
     ``[learning] models_dir`` holds one, else ``[storage] model_dir`` (None = the shipped
     model). Raises ``ModelError`` for a pointer to a missing version."""
@@ -186,3 +180,4 @@ def resolve_model_dir(config: Any) -> str | None:
     if champion is not None:
         return str(champion)
     return config.storage.model_dir or None
+

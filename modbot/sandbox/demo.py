@@ -107,6 +107,7 @@ def run_demo(workdir: str | Path, *, db_name: str = "modbot.db", act: bool = Tru
     import time
 
     from modbot.daemon import Daemon
+    from modbot.learning import learning_loop
     from modbot.sandbox.sample import load_sample
     from modbot.sandbox.server import SandboxServer
     from modbot.stream import make_reddit
@@ -123,7 +124,8 @@ def run_demo(workdir: str | Path, *, db_name: str = "modbot.db", act: bool = Tru
         creds = {k: v for k, v in server.praw_kwargs().items()
                  if k in ("client_id", "client_secret", "username", "password")}
         reddit = make_reddit(config, **creds)
-        daemon = Daemon(config, reddit=reddit, classifier=classifier)
+        learning = learning_loop(config, classifier)
+        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning)
         stop = threading.Event()
 
         def releaser() -> None:
