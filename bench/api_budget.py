@@ -35,11 +35,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from crash_safety import daemon_env, log_events
 
-from crash_safety import NotifySocket, daemon_env, log_events  # noqa: E402
+from modbot.sandbox.harness import NotifySocket, run_config_toml
+
+REPO = Path(__file__).resolve().parent.parent
 
 NEW = r"^/r/[^/]+/new"
 WRITES = r"^/api/(comment|report)"
@@ -49,36 +49,13 @@ REDDIT_LIMIT = 100
 def write_config(path: Path, url: str, workdir: Path, model_dir: str, per_minute: int,
                  poll_interval: float) -> None:
     """The daemon's config: sandbox endpoints, actions on, threshold 0, ``poll_interval``."""
-    path.write_text(f"""
-[reddit]
-oauth_url = "{url}"
-reddit_url = "{url}"
-short_url = "{url}"
-subreddits = "Art"
-poll_interval = {poll_interval}
-request_timeout = 3.0
-requests_per_minute = {per_minute}
-user_agent = "python:modbot-api-budget-bench:0.1.0 (by /u/modbot-sandbox)"
-
-[storage]
-database = "{workdir / 'modbot.db'}"
-image_cache = "{workdir / 'cache'}"
-model_dir = "{model_dir}"
-
-[images]
-allow_hosts = ["127.0.0.1"]
-
-[judge]
-default_threshold = 0.0
-
-[actions]
-report = true
-comment = true
-
-[daemon]
-retry_base_s = 5.0
-max_attempts = 3
-""", encoding="utf-8")
+    path.write_text(run_config_toml(
+        url, workdir, model_dir=model_dir,
+        reddit={"poll_interval": poll_interval, "request_timeout": 3.0,
+                "requests_per_minute": per_minute,
+                "user_agent": "python:modbot-api-budget-bench:0.1.0 (by /u/modbot-sandbox)"},
+        judge={"default_threshold": 0.0}, daemon={"retry_base_s": 5.0, "max_attempts": 3}),
+        encoding="utf-8")
 
 
 FAULTS: list[tuple[str, Any]] = [
@@ -160,7 +137,7 @@ def run_bench(*, minutes: float = 3.0, seed: int = 1, model_dir: str = "", per_m
     work.mkdir(parents=True, exist_ok=True)
     posts, images = load_sample()
     injected: Counter[str] = Counter()
-    notify = NotifySocket(work / "notify.sock")
+    notify = NotifySocket(work)
     log_path = work / "daemon.log"
     try:
         with SandboxServer(posts, images, released=3) as server:

@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 SAMPLE = REPO / "tests" / "data" / "pacs_sample"
 
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, __file__, "--child", "--n", str(args.n), "--rss-images", str(args.rss_images)]
     if args.model:
         cmd += ["--model", args.model]
-    child = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     if child.returncode != 0:
         sys.stderr.write(child.stderr)
         return child.returncode

@@ -54,8 +54,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 from pacs_tree import DEFAULT_PACS, DEPICTION_TO_MEDIUM, SPLITS  # noqa: E402
 

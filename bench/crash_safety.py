@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,96 +45,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from modbot.sandbox.harness import NotifySocket, run_config_toml, run_env
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 FINAL = ("done", "skipped", "failed")
 
 
-class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-
-    def drain(self) -> None:
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.sock.recv(4096)
-        except BlockingIOError:
-            pass
-        finally:
-            self.sock.setblocking(True)
-
-    def wait_ready(self, proc: subprocess.Popen, timeout_s: float) -> bool:
-        """True once READY=1 arrives; False if ``proc`` exits or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            self.sock.settimeout(0.2)
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            if b"READY=1" in data:
-                return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def write_config(path: Path, url: str, workdir: Path, model_dir: str) -> None:
-    """The daemon's TOML config: sandbox endpoints, actions on, files under ``workdir``."""
-    path.write_text(f"""
-[reddit]
-oauth_url = "{url}"
-reddit_url = "{url}"
-short_url = "{url}"
-subreddits = "Art"
-poll_interval = 0.2
-request_timeout = 5.0
-user_agent = "python:modbot-crash-bench:0.1.0 (by /u/modbot-sandbox)"
-
-[storage]
-database = "{workdir / 'modbot.db'}"
-image_cache = "{workdir / 'cache'}"
-model_dir = "{model_dir}"
-
-[images]
-allow_hosts = ["127.0.0.1"]
-
-[judge]
-# act on every disagreement, however unsure: more actions, more kills while one is in flight
-default_threshold = 0.0
-
-[actions]
-report = true
-comment = true
-
-[daemon]
-retry_base_s = 0.5
-max_attempts = 3
-""", encoding="utf-8")
+    """The daemon's TOML config: sandbox endpoints, actions on, files under ``workdir``; the
+    judge acts on every disagreement, however unsure — more actions, more kills while one is
+    in flight."""
+    path.write_text(run_config_toml(
+        url, workdir, model_dir=model_dir,
+        reddit={"user_agent": "python:modbot-crash-bench:0.1.0 (by /u/modbot-sandbox)"},
+        judge={"default_threshold": 0.0}), encoding="utf-8")
 
 
 def daemon_env(server: Any, notify: NotifySocket) -> dict[str, str]:
-    """Environment of the daemon: praw_* credentials, the repo on PYTHONPATH, the notify socket."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("praw_")}
-    kwargs = server.praw_kwargs()
-    for key in ("client_id", "client_secret", "username", "password"):
-        env[f"praw_{key}"] = kwargs[key]
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["NOTIFY_SOCKET"] = notify.path
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env["XDG_CONFIG_HOME"] = str(REPO / "bench")  # no praw.ini here: praw's defaults only
-    env.pop("WATCHDOG_USEC", None)
-    return env
+    """Environment of the daemon: praw_* credentials, the notify socket, no praw.ini."""
+    return run_env(server, notify=notify, praw_ini_dir=REPO / "bench")
 
 
 def start_daemon(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -175,7 +103,7 @@ def run_scenario(*, kills: int = 20, seed: int = 1, workdir: Path | None = None,
     log_path = work / "daemon.log"
     posts, images = load_sample()
     started = time.monotonic()
-    notify = NotifySocket(work / "notify.sock")
+    notify = NotifySocket(work)
     try:
         with SandboxServer(posts, images, released=per_cycle) as server:
             server.add_latency(r"^/api/(comment|report)", write_latency_s, method="POST")

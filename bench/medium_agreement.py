@@ -34,7 +34,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from modbot.domain import UNKNOWN  # noqa: E402
 from modbot.medium import Vocabulary, medium_field, stated_medium  # noqa: E402

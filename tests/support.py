@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,10 +16,12 @@ from typing import Any
 import praw
 import requests
 
+from modbot.sandbox.harness import CREDENTIAL_KEYS, NotifySocket, modbot_run_cmd, run_config_toml  # noqa: F401 - NotifySocket, modbot_run_cmd: for the tests
+from modbot.sandbox.harness import run_env as harness_run_env
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 DATA = REPO / "tests" / "data"
-CREDENTIAL_KEYS = ("client_id", "client_secret", "username", "password")
 
 
 class StubClassifier:
@@ -110,47 +110,6 @@ def image_post(pid: str, image: str, *, title: str = "Dusk, me, oil on canvas, 2
     return post
 
 
-class NotifySocket:
-    """A systemd-style notify socket (AF_UNIX datagram) in ``directory``; collects messages."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = str(directory / "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.messages.append(data.decode("utf-8", "replace"))
-
-    def wait_for(self, needle: str, timeout_s: float = 60.0) -> bool:
-        """Wait until a message containing ``needle`` arrived."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if any(needle in m for m in self.messages):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def count(self, needle: str) -> int:
-        return sum(needle in m for m in self.messages)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 def model_dir_for_tests() -> str:
     """The model a ``modbot run`` subprocess loads: ``$MODBOT_TEST_MODEL_DIR`` if set, else the
     shipped model (empty string)."""
@@ -161,51 +120,15 @@ def write_run_config(path: Path, server, workdir: Path, *, act: bool = True,
                      **sections: dict[str, Any]) -> Path:
     """A TOML config for ``modbot run`` against ``server`` (credentials NOT included: they go
     through praw_* environment variables, see :func:`run_env`)."""
-    conf: dict[str, dict[str, Any]] = {
-        "reddit": {"oauth_url": server.url, "reddit_url": server.url, "short_url": server.url,
-                   "subreddits": "Art", "poll_interval": 0.2, "request_timeout": 5.0,
-                   "user_agent": "python:modbot-test:0.1.0 (by /u/modbot-sandbox)"},
-        "storage": {"database": str(workdir / "modbot.db"),
-                    "image_cache": str(workdir / "cache"),
-                    "model_dir": model_dir_for_tests()},
-        "images": {"allow_hosts": ["127.0.0.1"]},
-        "actions": {"report": act, "comment": act},
-        "daemon": {"retry_base_s": 0.5, "max_attempts": 3},
-    }
-    for section, values in sections.items():
-        conf.setdefault(section, {}).update(values)
-    lines = []
-    for section, values in conf.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(run_config_toml(server.url, workdir, act=act, model_dir=model_dir_for_tests(),
+                                    **sections), encoding="utf-8")
     return path
 
 
 def run_env(server, *, notify: NotifySocket | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a ``modbot run`` subprocess: praw_* credentials of ``server``, the repo
-    on PYTHONPATH, praw.ini lookups kept out of the user's home."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.lower().startswith("praw_") and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC",
-                                                              "WATCHDOG_PID")}
-    kwargs = server.praw_kwargs()
-    for key in CREDENTIAL_KEYS:
-        env[f"praw_{key}"] = kwargs[key]
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "data")  # no praw.ini there: defaults only
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if notify is not None:
-        env["NOTIFY_SOCKET"] = notify.path
-    env.update(extra)
-    return env
-
-
-def modbot_run_cmd(config: Path, *extra: str) -> list[str]:
-    """The command line of the daemon subprocess."""
-    return [sys.executable, "-m", "modbot.cli", "--config", str(config), "run", "--json-logs",
-            *extra]
+    """Environment for a ``modbot run`` subprocess (see ``modbot.sandbox.harness.run_env``);
+    praw.ini lookups go to ``tests/data``, which holds none."""
+    return harness_run_env(server, notify=notify, praw_ini_dir=DATA, **extra)
 
 
 def make_daemon(server, workdir: Path, classifier, *, act: bool = False, **sections):

@@ -6,16 +6,12 @@ got at most one report and one comment per submission, and the database passes
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import pytest
+from crash_safety import run_scenario  # bench/crash_safety.py (bench/ is on pytest's path)
 from support import model_dir_for_tests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from crash_safety import run_scenario  # noqa: E402
-
-
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_loses_or_doubles(tmp_path):
     result = run_scenario(kills=5, seed=7, workdir=tmp_path, model_dir=model_dir_for_tests(),
                           progress=False)
