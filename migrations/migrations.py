@@ -380,3 +380,78 @@ def m004_learning(db: Database) -> None:
         WHERE c.status = 'ok' AND c.sha256 IS NOT NULL AND c.stated_medium != 'unknown'
         """,
     )
+
+
+@migrations()
+def m005_modmail_digests(db: Database) -> None:
+    """Table digests: one row per day's modmail digest (``modbot.digest``), claimed before it
+    is sent, like ``actions``: the primary key (day) keeps it from ever being sent twice.
+    Action kinds added with it (no schema change): ``remove``, ``removal_message`` and
+    ``note:<action>`` (a mod note on the author for that action)."""
+    db["digests"].create(
+        {
+            "day": str,  # YYYY-MM-DD (UTC), the day reported
+            "status": str,  # intent | dry_run | sent | failed | unknown
+            "subreddit": str,
+            "recipient": str,
+            "subject": str,
+            "body": str,
+            "n_flags": int,
+            "reddit_id": str,  # the modmail conversation's id, when sent
+            "error": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="day",
+        not_null={"status", "created_at"},
+    )
+
+
+@migrations()
+def m006_backlog_gaps_and_report_indexes(db: Database) -> None:
+    """Stream backlog gaps, and the indexes that keep ``modbot report``/``review`` fast on
+    millions of submissions (issue 14).
+
+    ``backlog_gaps``: one row per cold start that could not reach back to a recorded submission
+    (Reddit lists at most ~1,000 posts): ``subreddits`` watched, ``oldest_fullname`` /
+    ``oldest_created_utc`` (Unix seconds) of the oldest submission Reddit still listed,
+    ``newest_recorded_utc`` (Unix seconds) of the newest one recorded before — posts between
+    the two were never seen — ``pages`` and ``posts`` read, ``reason`` (``listing_end`` or
+    ``page_limit``), ``detected_at`` (Unix seconds).
+
+    Indexes: ``idx_submissions_report`` covers every column the report's pass over
+    submissions reads (period filter first), so that pass never reads the rows (with their
+    raw JSON); ``idx_submissions_author`` counts an author's posts; ``idx_submissions_subreddit``
+    answers "anything recorded of this subreddit" (gap detection). View ``latest_reviews`` is
+    redefined with a correlated ``MAX(id)`` on ``reviews(submission, id)`` (same rows), so
+    joining it no longer re-runs a ``GROUP BY`` over all reviews per row.
+    """
+    db["backlog_gaps"].create(
+        {
+            "id": int,
+            "subreddits": str,
+            "oldest_fullname": str,
+            "oldest_created_utc": float,
+            "newest_recorded_utc": float,
+            "pages": int,
+            "posts": int,
+            "reason": str,  # listing_end | page_limit
+            "detected_at": float,
+        },
+        pk="id",
+        not_null={"subreddits", "pages", "posts", "reason", "detected_at"},
+    )
+    db.execute(
+        "CREATE INDEX idx_submissions_report ON submissions (created_utc, subreddit, status, "
+        "stated_medium, stated_source, author, fullname, stated_raw)")
+    db.execute("CREATE INDEX idx_submissions_author ON submissions (author, created_utc)")
+    db.execute("CREATE INDEX idx_submissions_subreddit ON submissions (subreddit COLLATE NOCASE)")
+    db.execute("DROP VIEW IF EXISTS latest_reviews")
+    db.execute(
+        """
+        CREATE VIEW latest_reviews AS
+        SELECT r.*
+        FROM reviews r
+        WHERE r.id = (SELECT MAX(r2.id) FROM reviews r2 WHERE r2.submission = r.submission)
+        """
+    )

@@ -1,6 +1,11 @@
-"""Act stage: report and/or comment on a mismatch — at most once per submission, ever.
+"""Act stage: report, comment, remove and note on a mismatch — at most once per submission, ever.
 
-Order of operations for each action kind (``report``, ``comment``):
+Action kinds: ``report``, ``comment`` (optionally distinguished, stickied, locked), ``remove``
+(mismatches at or above ``[actions] remove_threshold``) and its ``removal_message``, and
+``note:<kind>`` — a mod note on the author for each of ``report``, ``comment``, ``remove``
+taken (sent, or recorded as ``dry_run``). The Reddit calls are in :mod:`modbot.modtools`.
+
+Order of operations for each action kind:
 
 1. claim: insert the ``actions`` row (``intent``, or ``dry_run`` when the kind is switched off)
    and commit. The unique index (submission, kind) makes a second claim fail, so a restart, a
@@ -15,19 +20,22 @@ Order of operations for each action kind (``report``, ``comment``):
    removes the claim, with outcome ``deferred``: the pipeline retries the submission later.
 
 A crash between 1 and 3 leaves ``intent``. On start-up :meth:`Actor.reconcile` settles those:
-a comment is looked up among the submission's comments by our account (found → ``sent``);
-anything unverifiable becomes ``unknown`` and is never re-sent. Moderators see both in
+a comment is looked up among the submission's comments by our account, a removal on the
+submission (``banned_by`` our account) — found → ``sent``; anything unverifiable becomes
+``unknown`` and is never re-sent. Moderators see both in
 ``modbot review``. The cost of this order is that a crash can lose an action, never double it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import prawcore
 import structlog
 
+from modbot import modtools
 from modbot.config import ActionsConfig
 from modbot.domain import Post, Verdict, VerdictKind
 from modbot.errors import AmbiguousWriteError, ShuttingDown
@@ -85,6 +93,7 @@ class Actor:
         self.store = store
         self.config = config
         self._username: str | None = None
+        self._pending_quiet: Any = None  # the comment just sent, until it is quietened
 
     def act(self, post: Post, verdict: Verdict, model_version: str | None) -> list[ActionOutcome]:
         """Act on a verdict. Only ``mismatch`` leads to actions; returns one outcome per kind.
@@ -96,27 +105,75 @@ class Actor:
         """
         if verdict.kind is not VerdictKind.MISMATCH:
             return []
-        plans = (
-            ("report", self.config.report,
-             report_reason(self.config.report_template, post, verdict, model_version)),
-            ("comment", self.config.comment,
-             render(self.config.comment_template, post, verdict, model_version)),
-        )
+        plans = self._plans(post, verdict, model_version)
         state: _RedditState | ActionOutcome | None = None
         if any(enabled and self.store.action_status(post.fullname, kind) is None
                for kind, enabled, _ in plans):
             state = self._state_on_reddit(post)
         outcomes: list[ActionOutcome] = []
         for kind, enabled, text in plans:
-            blocked = state if isinstance(state, ActionOutcome) else (
-                outcomes[-1] if outcomes and outcomes[-1].status in ("abandoned", "deferred") else None)
+            stopped = next((o for o in outcomes if o.status in ("abandoned", "deferred")), None)
+            blocked = state if isinstance(state, ActionOutcome) else stopped
             if enabled and blocked is not None:
                 # the budget blocks every request now: do not claim this kind either
                 outcomes.append(ActionOutcome(kind, blocked.status, blocked.detail))
                 continue
-            outcomes.append(self._act_one(post, kind, enabled, text,
-                                          state if isinstance(state, _RedditState) else None))
+            outcome = self._act_one(post, kind, enabled, text,
+                                    state if isinstance(state, _RedditState) else None)
+            outcomes.append(outcome)
+            if outcome.status not in ("abandoned", "deferred"):
+                outcomes.extend(self._follow_ups(post, verdict, model_version, kind, outcome))
         return outcomes
+
+    def _plans(self, post: Post, verdict: Verdict, model_version: str | None
+               ) -> list[tuple[str, bool, str]]:
+        """(kind, send it?, text) of each action for a mismatch: report and comment always
+        (recorded as ``dry_run`` when off), ``remove`` when ``[actions] remove`` is not off
+        and the confidence reaches ``remove_threshold``."""
+        c = self.config
+        plans = [
+            ("report", c.report, report_reason(c.report_template, post, verdict, model_version)),
+            ("comment", c.comment, modtools.comment_text(c, post, verdict, model_version)),
+        ]
+        if c.remove != "off" and float(verdict.confidence or 0.0) >= c.remove_threshold:
+            plans.append(("remove", c.remove == "on",
+                          f"removal reason: {c.removal_reason or '(none)'}"))
+        return plans
+
+    def _follow_ups(self, post: Post, verdict: Verdict, model_version: str | None,
+                    kind: str, outcome: ActionOutcome) -> list[ActionOutcome]:
+        """After ``kind`` was taken (its row ``sent`` or ``dry_run``): the removal message (after
+        ``remove``) and the mod note on the author (``note:<kind>``), each claimed like any
+        action. The follow-up of a ``dry_run`` action is ``dry_run`` too; nothing follows an
+        action that failed, was skipped or was found already on Reddit."""
+        parent = self.store.action_status(post.fullname, kind)
+        if parent not in ("sent", "dry_run") or outcome.status == "already_on_reddit":
+            return []
+        c, out = self.config, []
+        if kind == "remove" and c.removal_message.strip():
+            text = modtools.fill(c.removal_message, post, verdict, model_version, action=kind)
+            out.append(self._follow_up(post, "removal_message", parent == "sent", text,
+                                       lambda: modtools.send_removal_message(self.reddit, post, c, text)))
+        if c.notes != "off" and not any(o.status in ("abandoned", "deferred") for o in out):
+            text = modtools.note_text(c, post, verdict, model_version, kind)
+            out.append(self._follow_up(post, f"note:{kind}", parent == "sent" and c.notes == "on",
+                                       text, lambda: modtools.create_note(self.reddit, post, text,
+                                                                          c.note_label)))
+        return out
+
+    def _follow_up(self, post: Post, kind: str, enabled: bool, text: str,
+                   call: Callable[[], str | None]) -> ActionOutcome:
+        """Claim ``kind`` (``intent`` when ``enabled``, else ``dry_run``), then ``call`` it."""
+        status = "intent" if enabled else "dry_run"
+        if not self.store.claim_action(post.fullname, kind, status=status, text=text):
+            return ActionOutcome(kind, "already_recorded", self.store.action_status(post.fullname, kind))
+        if not enabled:
+            return ActionOutcome(kind, "dry_run")
+        if kind.startswith("note:") and not modtools.has_author(post):
+            detail = "the author's account is deleted"
+            self.store.complete_action(post.fullname, kind, status="skipped", error=detail)
+            return ActionOutcome(kind, "skipped", detail)
+        return self._send(post, kind, text, call)
 
     def _act_one(self, post: Post, kind: str, enabled: bool, text: str,
                  state: _RedditState | None) -> ActionOutcome:
@@ -137,13 +194,44 @@ class Actor:
             self.store.complete_action(post.fullname, kind, status="skipped", error=detail)
             log.info("action_skipped", fullname=post.fullname, kind=kind, reason=detail)
             return ActionOutcome(kind, "skipped", detail)
-        earlier = state.my_comment if kind == "comment" else state.my_report
+        earlier = {"comment": state.my_comment, "report": state.my_report}.get(kind)
         if earlier:
             self.store.complete_action(post.fullname, kind, status="sent", reddit_id=state.my_comment
                                        if kind == "comment" else None, error="found on Reddit")
             log.warning("action_found_on_reddit", fullname=post.fullname, kind=kind)
             return ActionOutcome(kind, "already_on_reddit", earlier)
-        return self._send(post, kind, text)
+        return self._send(post, kind, text, self._caller(post, kind, text))
+
+    def _caller(self, post: Post, kind: str, text: str) -> Callable[[], str | None]:
+        """The Reddit call of a main action kind (report, comment, remove); returns the id to
+        record (the comment's fullname)."""
+        if kind == "report":
+            return lambda: self.reddit.submission(id=post.id).report(text) and None
+        if kind == "remove":
+            return lambda: modtools.remove_submission(self.reddit, post, self.config) and None
+
+        def comment() -> str | None:
+            reply = self.reddit.submission(id=post.id).reply(body=text)
+            self._pending_quiet = reply
+            return getattr(reply, "fullname", None)
+        return comment
+
+    def _quiet(self, post: Post) -> None:
+        """Distinguish/sticky/lock the comment just sent, as configured. A failure is logged
+        and noted on the (already ``sent``) comment row: the comment is not sent again."""
+        reply, self._pending_quiet = self._pending_quiet, None
+        if reply is None:
+            return
+        try:
+            done = modtools.quiet_comment(reply, self.config)
+        except Exception as exc:  # praw/prawcore raise many types; the comment stays
+            detail = f"comment sent, but not quietened: {type(exc).__name__}: {exc}"[:300]
+            self.store.complete_action(post.fullname, "comment", status="sent",
+                                       reddit_id=getattr(reply, "fullname", None), error=detail)
+            log.warning("comment_not_quietened", fullname=post.fullname, error=detail)
+            return
+        if done:
+            log.info("comment_quietened", fullname=post.fullname, done=done)
 
     def _me(self) -> str:
         if self._username is None:
@@ -172,15 +260,11 @@ class Actor:
             return ActionOutcome("check", "deferred", detail)
         return _RedditState(str(removed) if removed else None, my_report, my_comment)
 
-    def _send(self, post: Post, kind: str, text: str) -> ActionOutcome:
-        submission = self.reddit.submission(id=post.id)
+    def _send(self, post: Post, kind: str, text: str,
+              call: Callable[[], str | None]) -> ActionOutcome:
+        """Make the claimed action's Reddit ``call`` and record its outcome (module docstring)."""
         try:
-            if kind == "report":
-                submission.report(text)
-                reddit_id = None
-            else:
-                comment = submission.reply(body=text)
-                reddit_id = getattr(comment, "fullname", None)
+            reddit_id = call()
         except ShuttingDown:
             # the request was never sent (the daemon is stopping): undo the claim, so the
             # submission, recorded as abandoned, acts on its next run
@@ -205,31 +289,44 @@ class Actor:
             log.warning("action_failed", fullname=post.fullname, kind=kind, error=detail)
             return ActionOutcome(kind, "failed", detail)
         self.store.complete_action(post.fullname, kind, status="sent", reddit_id=reddit_id)
+        if kind == "comment":
+            self._quiet(post)
         return ActionOutcome(kind, "sent", reddit_id)
 
     def reconcile(self) -> list[ActionOutcome]:
-        """Settle actions left in ``intent`` by a crash (see module docstring). Never re-sends."""
+        """Settle actions left in ``intent`` by a crash (see module docstring). Never re-sends:
+        a comment found among the submission's comments, or a removal shown on Reddit as
+        modbot's, becomes ``sent``; anything else ``unknown``."""
         outcomes = []
-        me: str | None = None
         for fullname, kind in self.store.dangling_actions():
             status, detail = "unknown", "process stopped between intent and answer"
-            if kind == "comment":
+            if kind in ("comment", "remove"):
                 try:
-                    if me is None:
-                        me = str(self.reddit.user.me()).lower()
-                    submission = self.reddit.submission(id=fullname.removeprefix("t3_"))
-                    submission.comments.replace_more(limit=0)
-                    for c in submission.comments:
-                        if c.author is not None and str(c.author).lower() == me:
-                            status, detail = "sent", c.fullname
-                            break
+                    found = self._found_on_reddit(fullname, kind)
                 except ShuttingDown:
                     break  # stopping: leave it in intent for the next start
                 except Exception as exc:  # unverifiable: stay unknown, never resend
-                    detail = f"could not verify: {type(exc).__name__}"
+                    found, detail = None, f"could not verify: {type(exc).__name__}"
+                if found is not None:
+                    status, detail = "sent", found
             self.store.complete_action(fullname, kind, status=status,
-                                       reddit_id=detail if status == "sent" else None,
+                                       reddit_id=detail if status == "sent" and kind == "comment"
+                                       else None,
                                        error=None if status == "sent" else detail)
             log.warning("action_reconciled", fullname=fullname, kind=kind, status=status)
             outcomes.append(ActionOutcome(kind, status, detail))
         return outcomes
+
+    def _found_on_reddit(self, fullname: str, kind: str) -> str | None:
+        """Whether a ``comment``/``remove`` of modbot's own is on Reddit for the submission
+        ``fullname``: the comment's fullname, ``"removed by modbot"``, or None. praw errors
+        propagate."""
+        me = self._me()
+        submission = self.reddit.submission(id=fullname.removeprefix("t3_"))
+        if kind == "remove":
+            removed = getattr(submission, "removed_by_category", None) == "moderator"
+            by = str(getattr(submission, "banned_by", "") or "").lower()
+            return "removed by modbot" if removed and by == me else None
+        submission.comments.replace_more(limit=0)
+        return next((c.fullname for c in submission.comments
+                     if c.author is not None and str(c.author).lower() == me), None)

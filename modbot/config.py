@@ -108,6 +108,30 @@ class ActionsConfig:
     comment: bool = _default("actions", "comment")
     report_template: str = _default("actions", "report_template")
     comment_template: str = _default("actions", "comment_template")
+    distinguish: bool = _default("actions", "distinguish")
+    sticky: bool = _default("actions", "sticky")
+    lock: bool = _default("actions", "lock")
+    comment_footer: str = _default("actions", "comment_footer")
+    notes: str = _default("actions", "notes")
+    note_label: str = _default("actions", "note_label")
+    note_template: str = _default("actions", "note_template")
+    remove: str = _default("actions", "remove")
+    remove_threshold: float = _default("actions", "remove_threshold")
+    removal_reason: str = _default("actions", "removal_reason")
+    removal_message: str = _default("actions", "removal_message")
+    removal_message_title: str = _default("actions", "removal_message_title")
+    removal_message_type: str = _default("actions", "removal_message_type")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """``[digest]``: the daily modmail digest to the moderators (``modbot.digest``)."""
+
+    digest: str = _default("digest", "digest")
+    cron: str = _default("digest", "cron")
+    recipient: str = _default("digest", "recipient")
+    subject: str = _default("digest", "subject")
+    max_items: int = _default("digest", "max_items")
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,7 @@ class Config:
     images: ImagesConfig = field(default_factory=ImagesConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     medium: MediumConfig = field(default_factory=MediumConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
@@ -263,6 +288,8 @@ def _coerce(section: str, key: str, default: Any, value: Any, origin: str) -> An
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
     if isinstance(default, str):
+        if (section, key) in MODE_KEYS and isinstance(value, bool):
+            return "on" if value else "off"  # a mode key written as true/false
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
@@ -290,6 +317,17 @@ TEMPLATE_SAMPLE: dict[str, Any] = {
     "predicted": "painting", "confidence": 0.93, "stated": "digital",
     "model_version": "sample-1", "title": "Sample title, me, digital, 2026",
 }
+#: Extra placeholders of the note, removal message and footer templates (sample values).
+EXTRA_SAMPLE: dict[str, Any] = {"action": "report", "subreddit": "Art"}
+#: Modes of ``[actions] notes``/``remove`` and ``[digest] digest``: off, record only, send.
+MODES = ("off", "dry_run", "on")
+#: Keys whose value is one of :data:`MODES` (``true``/``false`` are read as on/off).
+MODE_KEYS = (("actions", "notes"), ("actions", "remove"), ("digest", "digest"))
+#: Labels Reddit accepts on a mod note ("" = none).
+NOTE_LABELS = ("", "ABUSE_WARNING", "BAN", "BOT_BAN", "HELPFUL_USER", "PERMA_BAN",
+               "SOLID_CONTRIBUTOR", "SPAM_WARNING", "SPAM_WATCH")
+#: ``type`` values of Reddit's removal message.
+REMOVAL_MESSAGE_TYPES = ("private", "private_exposed", "public", "public_as_subreddit")
 _SUBREDDITS = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
 #: ``[learning] stated_labels`` policies (see ``modbot.learning.labels.LabelPolicy``).
 STATED_LABELS = ("none", "agreed", "all")
@@ -302,8 +340,8 @@ def validate(config: Config) -> Config:
     shares are 0–1, seconds > 0 (``interval_s`` ≥ 0), counts ≥ 1; media must be canonical
     (:data:`modbot.domain.MEDIA`); templates must render with :data:`TEMPLATE_SAMPLE`.
     """
-    for check in (_check_reddit, _check_images, _check_judge, _check_actions, _check_medium,
-                  _check_daemon, _check_learning):
+    for check in (_check_reddit, _check_images, _check_judge, _check_actions, _check_reddit_tools,
+                  _check_digest, _check_medium, _check_daemon, _check_learning):
         check(config)
     return config
 
@@ -369,6 +407,44 @@ def _check_actions(config: Config) -> None:
                 f"[actions] {key} cannot be filled in ({type(exc).__name__}: {exc}); placeholders: "
                 + " ".join("{" + k + "}" for k in TEMPLATE_SAMPLE) + " (confidence is 0-1, e.g. {confidence:.0%})"
             ) from exc
+
+
+def _check_reddit_tools(config: Config) -> None:
+    """Mod notes, removal and quiet comments: modes, label, threshold, templates."""
+    a = config.actions
+    for key in ("notes", "remove"):
+        _require(getattr(a, key) in MODES, f"[actions] {key}", getattr(a, key), ", ".join(MODES))
+    _require(a.note_label in NOTE_LABELS, "[actions] note_label", a.note_label,
+             '"" or one of ' + ", ".join(NOTE_LABELS[1:]))
+    _share("actions", "remove_threshold", a.remove_threshold)
+    _require(a.removal_message_type in REMOVAL_MESSAGE_TYPES, "[actions] removal_message_type",
+             a.removal_message_type, ", ".join(REMOVAL_MESSAGE_TYPES))
+    for key in ("note_template", "removal_message", "comment_footer"):
+        try:
+            getattr(a, key).format(**TEMPLATE_SAMPLE, **EXTRA_SAMPLE)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ConfigError(
+                f"[actions] {key} cannot be filled in ({type(exc).__name__}: {exc}); placeholders: "
+                + " ".join("{" + k + "}" for k in (*TEMPLATE_SAMPLE, *EXTRA_SAMPLE))) from exc
+    _require(bool(a.note_template.strip()), "[actions] note_template", a.note_template,
+             "a non-empty text")
+
+
+def _check_digest(config: Config) -> None:
+    d = config.digest
+    _require(d.digest in MODES, "[digest] digest", d.digest, ", ".join(MODES))
+    _positive(d, "digest", ("max_items",), minimum=1, inclusive=True)
+    _require(bool(d.subject.strip()), "[digest] subject", d.subject, "a non-empty text")
+    try:
+        d.subject.format(day="2026-01-01")
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"[digest] subject cannot be filled in ({type(exc).__name__}: {exc}); "
+                          "placeholder: {day}") from exc
+    try:
+        cron_trigger(d.cron)
+    except ValueError as exc:
+        raise ConfigError(f"[digest] cron = {d.cron!r} is not a crontab line "
+                          f"(minute hour day month weekday): {exc}") from exc
 
 
 def _check_medium(config: Config) -> None:

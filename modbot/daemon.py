@@ -25,8 +25,9 @@ from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
+from modbot.prefetch import Prefetcher
 from modbot.record import Store
-from modbot.stream import budget_of, post_from_data, stream_posts
+from modbot.stream import BacklogEnd, budget_of, post_from_data, stream_posts
 
 log = structlog.get_logger("modbot.daemon")
 
@@ -75,6 +76,8 @@ class Pipeline:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Called between stages and images (the daemon pings the systemd watchdog with it).
     heartbeat: Callable[[], Any] = field(default=lambda: None)
+    #: Images downloaded ahead by the daemon (:mod:`modbot.prefetch`); None = fetch here.
+    prefetch: Prefetcher | None = None
 
     def process(self, post: Post) -> str:
         """Process ``post`` completely and return its final status (done, skipped, retry,
@@ -151,7 +154,7 @@ class Pipeline:
             if self.stop.is_set():
                 return None
             try:
-                image = self.fetcher.fetch(ref)
+                image = (self.prefetch or self.fetcher).fetch(ref)
             except EnvironmentFailure:
                 raise  # the machine, not this image: handled by process()
             except ImageError as exc:
@@ -253,6 +256,7 @@ class Daemon:
 
     def __init__(self, config: Config, *, reddit: Any, classifier: Classifier,
                  learning: BackgroundJobs | None = None, store: Store | None = None,
+                 jobs: tuple[BackgroundJobs, ...] = (),
                  notifier: Notifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier(env={})
@@ -262,6 +266,8 @@ class Daemon:
         self.store = store or Store(config.storage.database, exclusive=True)
         self.classifier = classifier
         self.learning = learning
+        #: Other background jobs (the modmail digest, ``modbot.digest``), run like ``learning``.
+        self.jobs = tuple(jobs)
         self.actor = Actor(reddit, self.store, config.actions)
         self.pipeline = Pipeline(
             config=config,
@@ -272,6 +278,9 @@ class Daemon:
             vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
             heartbeat=self.notifier.watchdog,
         )
+        self.prefetcher = Prefetcher(
+            self.pipeline.fetcher, max_images=lambda: self.config.images.max_images_per_post)
+        self.pipeline.prefetch = self.prefetcher
         self.stats = RunStats()
 
     def process_safely(self, post: Post) -> str | None:
@@ -358,6 +367,8 @@ class Daemon:
             self.recover(stop)
             if self.learning is not None:
                 self.learning.start()
+            for job in self.jobs:
+                job.start()
             log.info("stream_start", subreddits=self.config.reddit.subreddits,
                      model_version=self.classifier.version,
                      actions={"report": self.config.actions.report,
@@ -367,10 +378,13 @@ class Daemon:
                 self._restart_stream = False
                 backoff = ((self.budget.backoff_base_s, self.budget.backoff_max_s)
                            if self.budget is not None else (1.0, 60.0))
-                for post in stream_posts(self.reddit, self.config.reddit.subreddits,
-                                         poll_interval=self.config.reddit.poll_interval,
-                                         stop=stop, backoff_base_s=backoff[0],
-                                         backoff_max_s=backoff[1]):
+                stream = stream_posts(self.reddit, self.config.reddit.subreddits,
+                                      poll_interval=self.config.reddit.poll_interval,
+                                      stop=stop, backoff_base_s=backoff[0],
+                                      backoff_max_s=backoff[1], is_recorded=self.store.is_recorded,
+                                      on_backlog_end=self._backlog_end)
+                for post in self.prefetcher.ahead(
+                        stream, wanted=lambda p: not self.store.is_settled(p.fullname)):
                     self.notifier.watchdog()
                     if post is None:
                         self.retry_due(stop)
@@ -387,10 +401,27 @@ class Daemon:
         finally:
             if self.learning is not None:
                 self.learning.shutdown()
+            for job in self.jobs:
+                job.shutdown()
             self.notifier.stopping()
             log.info("stream_stop", processed=self.stats.processed, by_status=self.stats.by_status,
                      api_requests=self.budget.sent if self.budget is not None else None)
         return self.stats
+
+    def _backlog_end(self, end: BacklogEnd) -> None:
+        """The cold start met no recorded submission: if some of these subreddits were
+        recorded before, posts made in between were never listed — log and record the gap."""
+        subreddits = self.config.reddit.subreddits
+        newest = self.store.newest_recorded_utc(subreddits)
+        if newest is None:
+            return  # a first start: nothing was expected before the oldest post listed
+        log.warning("backlog_gap", subreddits=subreddits, oldest=end.oldest,
+                    oldest_created_utc=end.oldest_created_utc, newest_recorded_utc=newest,
+                    pages=end.pages, posts=end.posts, reason=end.reason)
+        self.store.record_backlog_gap(subreddits, oldest_fullname=end.oldest,
+                                      oldest_created_utc=end.oldest_created_utc,
+                                      newest_recorded_utc=newest, pages=end.pages,
+                                      posts=end.posts, reason=end.reason)
 
     def reload(self, config: Config) -> None:
         """Apply a new configuration (SIGHUP): thresholds, actions, templates, vocabulary, retry
@@ -403,6 +434,9 @@ class Daemon:
         if config.learning != self.config.learning:
             log.warning("reload_ignored", keys="learning", hint="restart to change [learning]")
             config = dataclasses.replace(config, learning=self.config.learning)
+        if config.digest != self.config.digest:
+            log.warning("reload_ignored", keys="digest", hint="restart to change [digest]")
+            config = dataclasses.replace(config, digest=self.config.digest)
         restart = config.reddit.subreddits != self.config.reddit.subreddits
         self.config = config
         self.actor.config = config.actions
@@ -417,5 +451,8 @@ class Daemon:
         """Close the image fetcher's HTTP session and the database (checkpointing the WAL)."""
         if self.learning is not None:
             self.learning.shutdown()
+        for job in self.jobs:
+            job.shutdown()
+        self.prefetcher.close()
         self.pipeline.fetcher.close()
         self.store.close()

@@ -8,10 +8,10 @@ waits (interruptibly) until all of these allow it:
 * **Client cap**: at most ``per_minute`` requests in any sliding 60-second window (default 90;
   Reddit allows 100 per minute per OAuth client, averaged over 10 minutes — Reddit's API rules
   and ``../shared/README.md``). A sliding log of send times makes this exact, not an average.
-* **Even pace**: a token bucket of ``burst`` requests (default 10) refilled at ``per_minute``
-  per minute spreads requests out: a backlog is worked through at a steady 1.5 requests/s
-  instead of 90 requests at once followed by a 60-second stall (which made a new post wait
-  up to 13 s for its turn).
+* **Even pace**: a token bucket of ``burst`` requests (default 10) refilled at
+  ``per_minute - burst`` per minute spreads requests out: a backlog is worked through at a
+  steady 80 requests/minute (one every 0.75 s) instead of 90 requests at once followed by a
+  60-second stall (which made a new post wait up to 13 s for its turn).
 * **Reddit's headers**: ``x-ratelimit-remaining`` / ``-used`` / ``-reset`` (seconds to the end
   of Reddit's 600-second window, in whole seconds). When ``remaining`` is below 1, nothing is
   sent until the reset (plus one second, as the header is rounded down). When the remaining requests per second of the window are fewer than our own cap
@@ -86,7 +86,8 @@ class RequestBudget:
     ``per_minute``: most requests in any 60-s window (1–100); a request that would be the
     ``per_minute+1``-th waits ``margin_s`` (0.5 s) longer than strictly needed, so the server,
     which sees arrival times with network jitter, counts no more either. ``burst``: how many
-    requests may go back to back before the even pace (``60 / per_minute`` s apart) applies. ``backoff_base_s`` /
+    requests may go back to back before the even pace (``60 / (per_minute - burst)`` s apart)
+    applies. ``backoff_base_s`` /
     ``backoff_max_s``: exponential backoff after transient failures (seconds).
     ``stop``: when set, a request that would have to wait raises :class:`ShuttingDown`
     instead (one that may go at once still goes). ``heartbeat``: called at least every
@@ -122,7 +123,7 @@ class RequestBudget:
         self._lock = threading.RLock()
         self._sent_at: collections.deque[float] = collections.deque()
         self._not_before = 0.0  # monotonic time before which nothing may be sent
-        self._tokens = float(max(1, self.burst))  # the even-pace bucket
+        self._tokens = float(self._burst)  # the even-pace bucket
         self._tokens_at: float | None = None
         self._failures = 0
         self.remaining: float | None = None  # last x-ratelimit-remaining seen
@@ -140,19 +141,24 @@ class RequestBudget:
             if len(self._sent_at) >= self.per_minute:
                 wait = max(wait, self._sent_at[0] + self.window_s + self.margin_s - now)
             tokens = self._tokens_now(now)
-            if tokens < 1.0:
+            if tokens < 1.0 - 1e-6:  # (not 1.0: float rounding must not leave a 1e-14 s wait)
                 wait = max(wait, (1.0 - tokens) / self._rate)
             return wait
 
     @property
+    def _burst(self) -> int:
+        return max(1, min(int(self.burst), self.per_minute))
+
+    @property
     def _rate(self) -> float:
-        """Even-pace refill rate (requests per second)."""
-        return self.per_minute / self.window_s
+        """Even-pace refill rate (requests per second): what is left of ``per_minute`` after a
+        full burst, so burst + pace never exceed the cap in a window (no stall after a burst)."""
+        return max(1, self.per_minute - self._burst) / self.window_s
 
     def _tokens_now(self, now: float) -> float:
         if self._tokens_at is None:
-            return self._tokens
-        return min(float(max(1, self.burst)), self._tokens + (now - self._tokens_at) * self._rate)
+            return min(self._tokens, float(self._burst))
+        return min(float(self._burst), self._tokens + (now - self._tokens_at) * self._rate)
 
     def acquire(self) -> float:
         """Block until a request may be sent, then count it as sent. Returns seconds waited.

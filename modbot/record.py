@@ -172,6 +172,35 @@ class Store:
         row = self.db.execute("SELECT status FROM submissions WHERE fullname = ?", [fullname]).fetchone()
         return row[0] if row else None
 
+    def is_recorded(self, fullname: str) -> bool:
+        """True if the submission was ever recorded (any status): the stream's cold start pages
+        back until it meets one."""
+        return self.db.execute("SELECT 1 FROM submissions WHERE fullname = ?",
+                               [fullname]).fetchone() is not None
+
+    def newest_recorded_utc(self, subreddits: str) -> float | None:
+        """``created_utc`` (Unix seconds) of the newest submission recorded from any of
+        ``subreddits`` (``"Art+ArtistLounge"``, case-insensitive), or None if none was."""
+        names = [n for n in subreddits.split("+") if n]
+        marks = ", ".join("?" for _ in names)
+        row = self.db.execute(
+            f"SELECT MAX(created_utc), COUNT(*) FROM submissions "
+            f"WHERE subreddit COLLATE NOCASE IN ({marks})", names).fetchone()
+        return None if not row or not row[1] else float(row[0] or 0.0)
+
+    def record_backlog_gap(self, subreddits: str, *, oldest_fullname: str | None,
+                           oldest_created_utc: float | None, newest_recorded_utc: float | None,
+                           pages: int, posts: int, reason: str) -> int:
+        """Record a cold-start gap (table ``backlog_gaps``, migration 006): submissions made
+        between ``newest_recorded_utc`` and ``oldest_created_utc`` (Unix seconds) were never
+        listed to modbot. Returns the row id."""
+        with self._tx():
+            return int(self.db["backlog_gaps"].insert({
+                "subreddits": subreddits, "oldest_fullname": oldest_fullname,
+                "oldest_created_utc": oldest_created_utc,
+                "newest_recorded_utc": newest_recorded_utc, "pages": pages, "posts": posts,
+                "reason": reason, "detected_at": time.time()}).last_pk)
+
     def is_final(self, fullname: str) -> bool:
         """True if the submission needs no more work (done, skipped or failed)."""
         return self.status_of(fullname) in FINAL_STATUSES
@@ -361,6 +390,50 @@ class Store:
         """(fullname, kind) of actions left in ``intent``: the process died mid-call."""
         return [tuple(r) for r in self.db.execute(
             "SELECT submission, kind FROM actions WHERE status = 'intent'").fetchall()]
+
+    # --- digests -----------------------------------------------------------------------
+    def claim_digest(self, day: str, *, status: str, subreddit: str, recipient: str,
+                     subject: str, body: str, n_flags: int) -> bool:
+        """Insert the digest row of ``day`` (``YYYY-MM-DD``, UTC) in ``status`` (``intent`` or
+        ``dry_run``), committed at once. Returns False when that day's digest was already
+        recorded: the caller must then not send it (the primary key is the lock)."""
+        now = time.time()
+        try:
+            with self._tx():
+                self.db.execute(
+                    "INSERT INTO digests (day, status, subreddit, recipient, subject, body, "
+                    "n_flags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [day, status, subreddit, recipient, subject, body, n_flags, now, now])
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def complete_digest(self, day: str, *, status: str, reddit_id: str | None = None,
+                        error: str | None = None) -> None:
+        """Record the outcome (``sent``/``failed``/``unknown``) of a claimed digest."""
+        with self._tx():
+            self.db.execute(
+                "UPDATE digests SET status = ?, reddit_id = ?, error = ?, updated_at = ? "
+                "WHERE day = ?", [status, reddit_id, error, time.time(), day])
+
+    def release_digest(self, day: str) -> None:
+        """Delete a digest claim still in ``intent`` whose request was certainly never sent."""
+        with self._tx():
+            self.db.execute("DELETE FROM digests WHERE day = ? AND status = 'intent'", [day])
+
+    def digest_status(self, day: str) -> str | None:
+        """Status of ``day``'s digest, or None when none was recorded."""
+        row = self.db.execute("SELECT status FROM digests WHERE day = ?", [day]).fetchone()
+        return row[0] if row else None
+
+    def settle_dangling_digests(self) -> list[str]:
+        """Mark digests left in ``intent`` (the process died mid-send) ``unknown``: never
+        re-sent. Returns their days."""
+        days = [r[0] for r in self.db.execute("SELECT day FROM digests WHERE status = 'intent'")]
+        for day in days:
+            self.complete_digest(day, status="unknown",
+                                 error="process stopped between intent and answer")
+        return days
 
     # --- reading -----------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

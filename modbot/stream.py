@@ -16,6 +16,7 @@ import collections
 import configparser
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -235,12 +236,79 @@ def _unseen_posts(children: list[Any], seen: collections.OrderedDict[str, None])
     return new
 
 
+@dataclass(frozen=True)
+class BacklogEnd:
+    """How the cold-start backlog read ended without meeting a recorded submission.
+
+    ``pages``: listing pages read (``after=`` paging, :data:`PAGE_LIMIT` each); ``posts``:
+    submissions on them; ``oldest``: fullname of the oldest one (None when the listing was
+    empty) and ``oldest_created_utc`` (Unix seconds); ``reason``: ``listing_end`` (Reddit
+    answered ``after`` = null: its ~1,000-post window, or the subreddit's first post) or
+    ``page_limit`` (:data:`BACKLOG_PAGES` pages read). Whether this is a gap (posts lost) depends
+    on whether anything of the subreddit was recorded before: the caller decides.
+    """
+
+    pages: int
+    posts: int
+    oldest: str | None
+    oldest_created_utc: float | None
+    reason: str
+
+
+#: Most ``after=`` pages read on a cold start: Reddit lists at most ~1,000 submissions.
+BACKLOG_PAGES = 10
+
+
+@dataclass
+class _Backlog:
+    """The cold-start read in progress: raw children (newest first) and where paging is."""
+
+    children: list[Any] = field(default_factory=list)
+    after: str | None = None
+    pages: int = 0
+    met_recorded: bool = False
+
+
+def _page_after(payload: Any) -> str | None:
+    """The Listing's ``after`` cursor (None at the end of the listing or when malformed)."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    after = data.get("after") if isinstance(data, Mapping) else None
+    return after if isinstance(after, str) and after else None
+
+
+def _read_backlog_page(backlog: _Backlog, payload: Any, children: list[Any],
+                       is_recorded: Callable[[str], bool]) -> bool:
+    """Add one ``after=`` page to ``backlog``; True when paging is over (a recorded
+    submission met, ``after`` null, an empty page, or :data:`BACKLOG_PAGES` pages read)."""
+    backlog.pages += 1
+    backlog.children.extend(children)
+    backlog.after = _page_after(payload)
+    for child in children:
+        data = child.get("data") if isinstance(child, Mapping) else None
+        name = data.get("name") if isinstance(data, Mapping) else None
+        if isinstance(name, str) and is_recorded(name):
+            backlog.met_recorded = True
+            break
+    return (backlog.met_recorded or backlog.after is None or not children
+            or backlog.pages >= BACKLOG_PAGES)
+
+
+def _backlog_end(backlog: _Backlog, posts: list[Post]) -> BacklogEnd:
+    oldest = posts[0] if posts else None
+    return BacklogEnd(pages=backlog.pages, posts=len(posts),
+                      oldest=oldest.fullname if oldest else None,
+                      oldest_created_utc=oldest.created_utc if oldest else None,
+                      reason="listing_end" if backlog.after is None else "page_limit")
+
+
 def stream_posts(
     reddit: Any,
     subreddits: str,
     *,
     poll_interval: float,
     stop: threading.Event,
+    is_recorded: Callable[[str], bool] | None = None,
+    on_backlog_end: Callable[[BacklogEnd], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
     backoff_base_s: float = 1.0,
     backoff_max_s: float = 60.0,
@@ -248,35 +316,47 @@ def stream_posts(
     """Yield new submissions of ``subreddits`` (``"Art+ArtistLounge"``) as ``Post``s, oldest
     first, until ``stop`` is set.
 
-    Polls ``GET /r/<subreddits>/new`` through praw (``reddit.request``: auth, retries and the
-    request budget) the way praw's ``stream.submissions()`` does — ``limit=100`` and
-    ``before=<newest fullname yielded>``, dropping ``before`` (and varying ``limit`` by a few,
-    to get past caches) after an empty page, and skipping the last 301 fullnames already
-    yielded — but reads the raw JSON itself, so one malformed child (unknown kind, no id) is
-    logged as ``malformed_submission`` and skipped instead of failing the whole page.
+    **Cold start** (only with ``is_recorded``, a ``fullname -> bool`` "already in the database"
+    check): pages back through ``GET /r/<subreddits>/new`` (``after=``, :data:`PAGE_LIMIT` per
+    page) until a page holds a recorded submission, Reddit answers ``after`` = null, or
+    :data:`BACKLOG_PAGES` pages were read; then yields the unrecorded submissions of those pages
+    oldest first. If no recorded submission was met, ``on_backlog_end`` gets a
+    :class:`BacklogEnd` (the caller decides whether that is a gap). Without ``is_recorded``,
+    the first poll reads the newest page only.
 
-    Yields ``None`` after each poll that brought nothing new, and after each error, so the
-    caller can do idle work (retries, watchdog pings, stop checks); after an empty poll it
-    waits ``poll_interval`` seconds. An error (network, 5xx, 429, malformed JSON, a response
-    that is not a Listing) is logged as ``stream_error``, passed to ``on_error``, and followed
-    by ``backoff_base_s · 2^(k-1)`` seconds (at most ``backoff_max_s``) after ``k`` consecutive
-    failures. All waits end at once when ``stop`` is set. Fatal errors (:func:`is_fatal`) are
-    logged as ``stream_fatal`` and raised.
+    **Polling**: ``limit=100`` and ``before=<newest fullname yielded>`` the way praw's
+    ``stream.submissions()`` does (dropping ``before``, and varying ``limit`` by a few to get past
+    caches, after an empty page; skipping the last 301 fullnames already yielded), reading the
+    raw JSON so one malformed child is logged as ``malformed_submission`` and skipped. After a
+    full page (as many new submissions as the limit: more may be waiting) the next poll is sent
+    at once; after a short page the stream yields ``None`` (an idle point: retries, watchdog,
+    stop checks) and waits ``poll_interval`` seconds.
+
+    An error (network, 5xx, 429, malformed JSON, a response that is not a Listing) is logged as
+    ``stream_error``, passed to ``on_error``, yields ``None`` and is followed by
+    ``backoff_base_s · 2^(k-1)`` seconds (at most ``backoff_max_s``) after ``k`` consecutive
+    failures; a cold start resumes from the page it was reading. All waits end at once when
+    ``stop`` is set. Fatal errors (:func:`is_fatal`) are logged as ``stream_fatal`` and raised.
     """
     path = f"r/{subreddits}/new"
     seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+    backlog = _Backlog() if is_recorded is not None else None
     before: str | None = None
     without_before = 0
     failures = 0
     while not stop.is_set():
         params: dict[str, Any] = {"limit": PAGE_LIMIT}
-        if before is not None:
+        if backlog is not None:
+            if backlog.after is not None:
+                params["after"] = backlog.after
+        elif before is not None:
             params["before"] = before
         else:
             params["limit"] = PAGE_LIMIT - without_before
             without_before = (without_before + 1) % 30
         try:
-            children = listing_children(reddit.request(method="GET", path=path, params=params))
+            payload = reddit.request(method="GET", path=path, params=params)
+            children = listing_children(payload)
         except ShuttingDown:
             return
         except Exception as exc:  # praw/prawcore/requests raise many types; see is_fatal
@@ -297,13 +377,27 @@ def stream_posts(
                 return
             continue
         failures = 0
-        new = _unseen_posts(children, seen)
-        before = new[-1].fullname if new else None
+        if backlog is not None and is_recorded is not None:
+            if not _read_backlog_page(backlog, payload, children, is_recorded):
+                continue
+            new = _unseen_posts(backlog.children, seen)
+            log.info("backlog_read", pages=backlog.pages, posts=len(new),
+                     met_recorded=backlog.met_recorded)
+            if not backlog.met_recorded and on_backlog_end is not None:
+                on_backlog_end(_backlog_end(backlog, new))
+            full = False
+            backlog = None
+            before = new[-1].fullname if new else None
+            new = [p for p in new if not is_recorded(p.fullname)]
+        else:
+            new = _unseen_posts(children, seen)
+            full = len(new) >= params["limit"]
+            before = new[-1].fullname if new else None
         for post in new:
             if stop.is_set():
                 return
             yield post
-        if not new:
+        if not full:
             yield None
             if stop.wait(poll_interval):
                 return

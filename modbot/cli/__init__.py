@@ -228,6 +228,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
 
     from modbot import redact
     from modbot.daemon import Daemon
+    from modbot.digest import digest_job
     from modbot.learning import learning_loop
     from modbot.log import configure_logging
     from modbot.notify import Notifier
@@ -256,8 +257,9 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
         check_credentials(reddit)  # rejected credentials: exit 78 before loading the model
         # [learning] checked (ConfigError: exit 78), then the champion loaded (ModelError)
         learning = learning_loop(config)
+        digest = digest_job(config, reddit)  # None when [digest] digest = "off"
         daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning,
-                        notifier=Notifier())
+                        notifier=Notifier(), jobs=(digest,) if digest is not None else ())
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc

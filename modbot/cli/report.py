@@ -98,6 +98,20 @@ def render_tables(report: Mapping[str, Any], console: Any) -> None:
     console.print("Actions: " + ("; ".join(
         f"{plain(k)} " + ", ".join(f"{plain(s)} {n}" for s, n in by.items())
         for k, by in acts.items()) or "none"))
+    console.print(f"On Reddit: {moderator_tools_line(acts)}")
+
+
+def moderator_tools_line(acts: Mapping[str, Mapping[str, int]]) -> str:
+    """Mod notes, removals and modmail digests sent (dry-run ones in brackets), e.g.
+    ``notes 3 sent (2 dry-run), removals 1 sent, digests 1 sent``."""
+    groups = (("notes", [k for k in acts if k.startswith("note:")]), ("removals", ["remove"]),
+              ("digests", ["digest"]))
+    parts = []
+    for label, kinds in groups:
+        sent = sum(acts.get(k, {}).get("sent", 0) for k in kinds)
+        dry = sum(acts.get(k, {}).get("dry_run", 0) for k in kinds)
+        parts.append(f"{label} {sent} sent" + (f" ({dry} dry-run)" if dry else ""))
+    return ", ".join(parts)
 
 
 def _print_header(report: Mapping[str, Any], console: Any) -> None:

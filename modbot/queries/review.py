@@ -150,7 +150,8 @@ def flagged(db: Database, *, verdicts: Sequence[str] = ("mismatch",), medium: st
                r.decision, r.true_medium, r.moderator, r.created_at AS reviewed_at
         FROM verdicts v
         JOIN submissions s ON s.fullname = v.submission
-        LEFT JOIN latest_reviews r ON r.submission = v.submission
+        LEFT JOIN reviews r ON r.id =
+            (SELECT MAX(r2.id) FROM reviews r2 WHERE r2.submission = v.submission)
         WHERE {' AND '.join(clauses)}
         ORDER BY s.created_utc DESC, s.fullname"""
     if limit is not None:
@@ -197,7 +198,8 @@ def submission_detail(db: Database, fullname: str) -> dict[str, Any]:
 
 def latest_review(db: Database, fullname: str) -> Review | None:
     """The decision in force for the submission, or None if it was never reviewed."""
-    rows = list(db.query("SELECT * FROM latest_reviews WHERE submission = ?", [fullname]))
+    rows = list(db.query("SELECT * FROM reviews WHERE submission = ? ORDER BY id DESC LIMIT 1",
+                         [fullname]))
     return Review(**rows[0]) if rows else None
 
 

@@ -15,6 +15,10 @@ tests, see ``../shared/data/reddit-api/SOURCES.md``; the wire facts are in
   ``[submission listing, comment listing]`` pair), ``GET /api/info?id=t3_..,t1_..``.
 * ``POST /api/comment`` (``thing_id``, ``text``), ``POST /api/report`` (``id``/``thing_id``,
   ``reason``), ``POST /api/remove`` (``id``, ``spam``) — recorded as :class:`~.state.Write`.
+* Moderator tools (:mod:`modbot.sandbox.modtools`): ``POST /api/mod/notes``, ``GET
+  /api/v1/{sub}/removal_reasons``, ``POST /api/v1/modactions/removal_reasons`` and
+  ``…/removal_link_message``, ``POST /api/distinguish``, ``POST /api/lock``, ``POST
+  /api/mod/conversations`` — recorded as :class:`~.state.Write` too.
 
 Every endpoint but the token grant is an OAuth endpoint, listed in :data:`ROUTES` and answered
 by :meth:`RedditApi.answer_oauth`, which checks the bearer token (``401`` with
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from modbot.sandbox.modtools import ModToolsApi
 from modbot.sandbox.state import (
     JSON_TYPE,
     KNOWN_SUBREDDIT_IDS,
@@ -98,11 +103,24 @@ ROUTES: tuple[Route, ...] = (
     Route.of("POST", r"^/api/comment$", lambda api, c: api.handle_comment(c.token, c.form)),
     Route.of("POST", r"^/api/report$", lambda api, c: api.handle_report(c.token, c.form)),
     Route.of("POST", r"^/api/remove$", lambda api, c: api.handle_remove(c.token, c.form)),
+    # moderator tools (modbot.sandbox.modtools)
+    Route.of("POST", r"^/api/mod/notes$", lambda api, c: api.handle_mod_note(c.token, c.form)),
+    Route.of("GET", r"^/api/v1/(?P<sub>[^/]+)/removal_reasons$",
+             lambda api, c: api.handle_removal_reasons_list(c.match["sub"])),
+    Route.of("POST", r"^/api/v1/modactions/removal_reasons$",
+             lambda api, c: api.handle_add_removal_reason(c.token, c.form)),
+    Route.of("POST", r"^/api/v1/modactions/removal_link_message$",
+             lambda api, c: api.handle_removal_message(c.token, c.form)),
+    Route.of("POST", r"^/api/distinguish$", lambda api, c: api.handle_distinguish(c.token, c.form)),
+    Route.of("POST", r"^/api/lock$", lambda api, c: api.handle_lock(c.token, c.form)),
+    Route.of("POST", r"^/api/mod/conversations$",
+             lambda api, c: api.handle_modmail_create(c.token, c.form)),
 )
 
 
-class RedditApi:
-    """Mixin with the Reddit endpoints, token issuance/checks and the rate limit.
+class RedditApi(ModToolsApi):
+    """Mixin with the Reddit endpoints (moderator tools inherited from
+    :class:`~modbot.sandbox.modtools.ModToolsApi`), token issuance/checks and the rate limit.
 
     It holds no state of its own: :class:`~modbot.sandbox.server.SandboxServer` inherits it and
     provides the attributes annotated below (the posts, tokens and counters, guarded by

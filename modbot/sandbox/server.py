@@ -84,6 +84,9 @@ class SandboxServer(RedditApi):
     :param ratelimit: ``(requests, window_s)`` — Reddit allows 1000 requests per 600 s per
         OAuth client; past that the server answers 429 as Reddit does. ``None`` disables the
         limit (headers are still sent).
+    :param image_latency_s: seconds slept before answering each ``/i/`` image download (a
+        real-world CDN round trip, e.g. 0.05); the same as ``add_latency(r"^/i/", seconds)``
+        (so :meth:`clear_faults` removes it too).
     :raises ValueError: on a post without ``id`` or duplicate ids.
 
     The Reddit endpoints, token checks and rate limit are inherited from
@@ -108,6 +111,7 @@ class SandboxServer(RedditApi):
         port: int = 0,
         token_ttl_s: float = 3600.0,
         ratelimit: tuple[int, int] | None = (1000, 600),
+        image_latency_s: float = 0.0,
     ) -> None:
         self.subreddit = subreddit
         self.client_id = client_id
@@ -154,6 +158,8 @@ class SandboxServer(RedditApi):
         now = time.time()
         for i in range(released):
             self._release_one(created_utc=float(int(now) - 60 * (released - 1 - i)))
+        if image_latency_s > 0:
+            self.add_latency(r"^/i/", image_latency_s)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -314,7 +320,8 @@ class SandboxServer(RedditApi):
         ``method``), then handle it normally: a slow server, not a failing one. A client that
         gives up (or dies) meanwhile does not stop the request from being applied, as on
         Reddit — the crash-safety scenario uses this to kill the daemon while a comment is in
-        flight."""
+        flight. ``add_latency(r"^/i/", 0.05)`` gives every image download a 50-ms round trip
+        (requests are answered on one thread per connection, so concurrent downloads overlap)."""
         with self._lock:
             self._latencies.append((re.compile(path_regex), float(seconds),
                                     method.upper() if method else None))

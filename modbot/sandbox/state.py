@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
+    "DEFAULT_REMOVAL_REASONS",
     "DEFAULT_USERNAME",
     "DEFAULT_USER_AGENT",
     "Fault",
@@ -44,6 +45,15 @@ DEFAULT_USER_AGENT = "python:modbot-sandbox-client:0.1.0 (by /u/modbot-sandbox)"
 #: Real ids of r/Art (``t5_2qh7a``, 22,396,857 subscribers in April 2026), from
 #: ``../shared/data/reddit-api/art_image_flair_1skex88.json``.
 KNOWN_SUBREDDIT_IDS = {"art": ("2qh7a", 22396857)}
+
+#: The removal reasons every sandbox subreddit has (id → title and message), as
+#: ``GET /api/v1/{sub}/removal_reasons`` lists them; ``SandboxServer.removal_reasons`` may
+#: replace them per server.
+DEFAULT_REMOVAL_REASONS: dict[str, dict[str, str]] = {
+    "18rbsx2xyccdn": {"title": "Wrong medium",
+                      "message": "The medium stated in your title or flair does not match the artwork."},
+    "18rbt3ktwecgd": {"title": "Not original content", "message": "Only post your own artwork."},
+}
 
 #: The body Reddit sends with a 429 (recorded 2021-05-24, ``wire_actions_and_errors.json``).
 TOO_MANY_REQUESTS_HTML = """
@@ -74,8 +84,11 @@ _ID36_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 class Write:
     """One write (moderation action) the server received.
 
-    ``kind`` is ``comment``, ``report`` or ``remove``; ``fullname`` the target thing
-    (``t3_…``/``t1_…``); ``text`` the comment body or report reason (``None`` for remove);
+    ``kind`` is ``comment``, ``report``, ``remove``, or one of the moderator tools
+    (:mod:`modbot.sandbox.modtools`): ``note``, ``removal_reason``, ``removal_message``,
+    ``distinguish``, ``lock``, ``modmail`` (``fullname`` = the recipient, ``result`` = the
+    conversation id); ``fullname`` the target thing (``t3_…``/``t1_…``); ``text`` the comment
+    body, report reason, note, message or reason id (``None`` for remove);
     ``time`` Unix seconds (float) when it arrived; ``ok`` whether it was accepted (Reddit
     answered without errors); ``result`` the new comment's fullname for comments;
     ``extra`` other form fields (e.g. ``{"spam": "False"}``).
@@ -152,6 +165,7 @@ class PostState:
     removed: bool = False
     spam: bool = False
     removed_at: float | None = None
+    removal_reason_id: str | None = None
     mod_reports: list[list[str]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
 
