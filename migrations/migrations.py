@@ -455,3 +455,114 @@ def m006_backlog_gaps_and_report_indexes(db: Database) -> None:
         WHERE r.id = (SELECT MAX(r2.id) FROM reviews r2 WHERE r2.submission = r.submission)
         """
     )
+
+
+@migrations()
+def m007_modlog_labels(db: Database) -> None:
+    """Moderators' actions on Reddit as labels (``modbot.learning.modlog``, issue 11).
+
+    ``reviews`` gains ``source`` (``cli``: ``modbot review``, the default for every row so far;
+    ``modlog``: a moderator's action read from the subreddit's moderation log) and
+    ``modlog_id`` (the mod log entry's id, ``ModAction_…``; unique, so an entry never becomes
+    two labels). Flag precision (``modbot report``) counts both sources alike: the latest
+    decision per submission is in force.
+
+    ``modlog_entries``: every mod log entry read (primary key ``id``, the entry's id: read once,
+    ever), its fields (``subreddit``, ``action``, ``mod``, ``target_fullname``, ``created_utc``
+    Unix seconds, ``details``, ``description``), the ``flair`` read for an ``editflair``,
+    ``outcome`` (``label``: a ``reviews`` row ``review_id`` was written; ``ignored``), ``reason``
+    (why ignored, or the decision) and ``read_at`` (Unix seconds). ``modlog_cursors``: per
+    subreddit and action, the newest entry read (``newest_id``, ``newest_created_utc``), where
+    the next read stops.
+
+    View ``label_candidates`` is redefined: reviews from the mod log have source ``modlog``
+    (moderator decisions both; ``modbot.learning.labels`` ranks them alike, latest wins).
+    """
+    db.execute("ALTER TABLE reviews ADD COLUMN source TEXT NOT NULL DEFAULT 'cli'")
+    db.execute("ALTER TABLE reviews ADD COLUMN modlog_id TEXT")
+    db.execute("CREATE UNIQUE INDEX idx_reviews_modlog_id ON reviews (modlog_id)")
+    db["modlog_entries"].create(
+        {
+            "id": str, "subreddit": str, "action": str, "mod": str, "target_fullname": str,
+            "created_utc": float, "details": str, "description": str, "flair": str,
+            "outcome": str, "reason": str, "review_id": int, "read_at": float,
+        },
+        pk="id",
+        not_null={"subreddit", "action", "outcome", "read_at"},
+    )
+    db["modlog_entries"].create_index(["target_fullname"])
+    db["modlog_cursors"].create(
+        {"subreddit": str, "action": str, "newest_id": str, "newest_created_utc": float,
+         "updated_at": float},
+        pk=("subreddit", "action"),
+        not_null={"newest_id", "updated_at"},
+    )
+    db.execute("DROP VIEW IF EXISTS label_candidates")
+    db.create_view(
+        "label_candidates",
+        """
+        SELECT i.sha256, i.path, i.url, r.true_medium AS medium,
+               CASE WHEN r.source = 'modlog' THEN 'modlog' ELSE 'review' END AS source,
+               r.submission, r.created_at AS labelled_at, r.decision AS detail, r.id AS ref
+        FROM reviews r
+        JOIN images i ON i.submission = r.submission AND i.status = 'ok'
+        WHERE i.sha256 IS NOT NULL
+        UNION ALL
+        SELECT i.sha256, i.path, i.url, s.stated_medium, 'stated', s.fullname, s.first_seen_at,
+               v.kind, NULL
+        FROM submissions s
+        JOIN images i ON i.submission = s.fullname AND i.status = 'ok'
+        LEFT JOIN verdicts v ON v.submission = s.fullname
+        WHERE i.sha256 IS NOT NULL AND s.stated_medium IS NOT NULL AND s.stated_medium != 'unknown'
+        UNION ALL
+        SELECT c.sha256, c.path, c.image_url, c.stated_medium, 'collected', c.fullname,
+               c.collected_at, c.stated_source, c.run_id
+        FROM collected_posts c
+        WHERE c.status = 'ok' AND c.sha256 IS NOT NULL AND c.stated_medium != 'unknown'
+        """,
+    )
+
+
+@migrations()
+def m008_repost_fingerprints(db: Database) -> None:
+    """Reposts and stolen art (``modbot.repost``, issue 16).
+
+    ``repost_fingerprints``: the perceptual fingerprint of every image the daemon fetched
+    (``source`` ``daemon``) or ``modbot collect`` collected (``collect``): ``id`` (the item id
+    of the in-memory index), the post (``submission`` fullname, ``post_id``, ``subreddit``,
+    ``author``, ``artist`` = the title's artist field, ``created_utc`` Unix seconds,
+    ``permalink``), ``position`` (the n-th fetched image of the post), ``sha256``, ``version``
+    (``modbot.fingerprint.FINGERPRINT_VERSION``), ``fp`` (802-byte blob:
+    ``Fingerprint.to_blob``) and ``recorded_at``. One row per (submission, source, position).
+
+    ``repost_findings``: one row per (submission, earlier submission) that matched: ``kind``
+    (``same_author`` | ``other_author`` | ``known_original``), this post's image ``position``,
+    the earlier post (``match_fingerprint`` row, ``match_submission``, ``match_post_id``,
+    ``match_author``, ``match_artist``, ``match_created_utc``, ``match_permalink``,
+    ``match_source``), this post's ``author``/``artist``, ``distance`` (bits of 256),
+    ``mirrored`` (0/1) and ``created_at``.
+    """
+    db["repost_fingerprints"].create(
+        {
+            "id": int, "submission": str, "source": str, "position": int, "post_id": str,
+            "subreddit": str, "author": str, "artist": str, "created_utc": float,
+            "permalink": str, "sha256": str, "version": int, "fp": bytes, "recorded_at": float,
+        },
+        pk="id",
+        not_null={"submission", "source", "position", "version", "fp", "recorded_at"},
+    )
+    db["repost_fingerprints"].create_index(["submission", "source", "position"], unique=True)
+    db["repost_findings"].create(
+        {
+            "id": int, "submission": str, "position": int, "kind": str, "author": str,
+            "artist": str, "match_fingerprint": int, "match_submission": str,
+            "match_post_id": str, "match_author": str, "match_artist": str,
+            "match_created_utc": float, "match_permalink": str, "match_source": str,
+            "distance": int, "mirrored": int, "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("submission", "submissions", "fullname")],
+        not_null={"submission", "kind", "match_submission", "distance", "mirrored", "created_at"},
+    )
+    db["repost_findings"].create_index(["submission", "match_submission"], unique=True)
+    db["repost_findings"].create_index(["kind"])

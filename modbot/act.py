@@ -3,7 +3,8 @@
 Action kinds: ``report``, ``comment`` (optionally distinguished, stickied, locked), ``remove``
 (mismatches at or above ``[actions] remove_threshold``) and its ``removal_message``, and
 ``note:<kind>`` — a mod note on the author for each of ``report``, ``comment``, ``remove``
-taken (sent, or recorded as ``dry_run``). The Reddit calls are in :mod:`modbot.modtools`.
+taken (sent, or recorded as ``dry_run``) — and ``repost_report``, the report of a repost
+finding (:mod:`modbot.repost`, ``[reposts] report``). The Reddit calls are in :mod:`modbot.modtools`.
 
 Order of operations for each action kind:
 
@@ -36,13 +37,16 @@ import prawcore
 import structlog
 
 from modbot import modtools
-from modbot.config import ActionsConfig
+from modbot.config import ActionsConfig, RepostsConfig
 from modbot.domain import Post, Verdict, VerdictKind
 from modbot.errors import AmbiguousWriteError, ShuttingDown
 from modbot.record import Store
+from modbot.repost import RepostFinding, report_text
 
 #: Reddit's limit on a report reason, in characters.
 REPORT_REASON_MAX = 100
+#: Action kind of the report of a repost finding.
+REPOST_REPORT = "repost_report"
 
 log = structlog.get_logger("modbot.act")
 
@@ -56,6 +60,7 @@ class _RedditState:
     removed: str | None
     my_report: str | None
     my_comment: str | None
+    my_reports: tuple[str, ...] = ()  # every report reason of modbot's own
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,18 @@ class Actor:
             if outcome.status not in ("abandoned", "deferred"):
                 outcomes.extend(self._follow_ups(post, verdict, model_version, kind, outcome))
         return outcomes
+
+    def report_repost(self, post: Post, finding: RepostFinding | None,
+                      config: RepostsConfig) -> list[ActionOutcome]:
+        """Report a repost finding (``repost_report``) as ``[reposts] report`` says: ``dry_run``
+        records it only; ``on`` claims the row, reads the post on Reddit (removed: skipped;
+        the same report of modbot's own already there: recorded as sent) and reports it with
+        ``report_template`` (a link to the original) — at most once per submission, ever.
+        Nothing for no finding, ``off``, or a kind not in ``report_kinds``."""
+        if finding is None or config.report == "off" or finding.kind not in config.report_kinds:
+            return []
+        text = report_text(config.report_template, post, finding, REPORT_REASON_MAX)
+        return [self._act_one(post, REPOST_REPORT, config.report == "on", text, None)]
 
     def _plans(self, post: Post, verdict: Verdict, model_version: str | None
                ) -> list[tuple[str, bool, str]]:
@@ -194,7 +211,8 @@ class Actor:
             self.store.complete_action(post.fullname, kind, status="skipped", error=detail)
             log.info("action_skipped", fullname=post.fullname, kind=kind, reason=detail)
             return ActionOutcome(kind, "skipped", detail)
-        earlier = {"comment": state.my_comment, "report": state.my_report}.get(kind)
+        earlier = {"comment": state.my_comment, "report": state.my_report,
+                   REPOST_REPORT: text if text in state.my_reports else None}.get(kind)
         if earlier:
             self.store.complete_action(post.fullname, kind, status="sent", reddit_id=state.my_comment
                                        if kind == "comment" else None, error="found on Reddit")
@@ -205,7 +223,7 @@ class Actor:
     def _caller(self, post: Post, kind: str, text: str) -> Callable[[], str | None]:
         """The Reddit call of a main action kind (report, comment, remove); returns the id to
         record (the comment's fullname)."""
-        if kind == "report":
+        if kind in ("report", REPOST_REPORT):
             return lambda: self.reddit.submission(id=post.id).report(text) and None
         if kind == "remove":
             return lambda: modtools.remove_submission(self.reddit, post, self.config) and None
@@ -248,8 +266,8 @@ class Actor:
             submission.comments.replace_more(limit=0)
             removed = getattr(submission, "removed_by_category", None)
             reports = getattr(submission, "mod_reports", None) or []
-            my_report = next((str(r[0]) for r in reports
-                              if len(r) > 1 and str(r[1]).lower() == me), None)
+            mine = tuple(str(r[0]) for r in reports if len(r) > 1 and str(r[1]).lower() == me)
+            my_report = mine[0] if mine else None
             my_comment = next((c.fullname for c in submission.comments
                                if c.author is not None and str(c.author).lower() == me), None)
         except ShuttingDown:
@@ -258,7 +276,7 @@ class Actor:
             detail = f"could not read the submission first: {type(exc).__name__}: {exc}"[:300]
             log.warning("action_deferred", fullname=post.fullname, error=detail)
             return ActionOutcome("check", "deferred", detail)
-        return _RedditState(str(removed) if removed else None, my_report, my_comment)
+        return _RedditState(str(removed) if removed else None, my_report, my_comment, mine)
 
     def _send(self, post: Post, kind: str, text: str,
               call: Callable[[], str | None]) -> ActionOutcome:

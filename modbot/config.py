@@ -183,10 +183,25 @@ class LearningConfig:
     threads: int = _default("learning", "threads")
     nice: int = _default("learning", "nice")
     timeout_s: float = _default("learning", "timeout_s")
+    modlog_interval_s: float = _default("learning", "modlog_interval_s")
+    modlog_removal_reasons: tuple[str, ...] = _default("learning", "modlog_removal_reasons")
 
     def floor_for(self, medium: str) -> float:
         """The recall floor of ``medium``: its own ``recall_floors`` entry, else ``recall_floor``."""
         return float(self.recall_floors.get(medium, self.recall_floor))
+
+
+@dataclass(frozen=True)
+class RepostsConfig:
+    """``[reposts]``: repost / stolen-art findings (``modbot.repost``): on or off, the match
+    threshold (bits of 256), the same-author window (days) and the report on Reddit."""
+
+    enabled: bool = _default("reposts", "enabled")
+    max_distance: int = _default("reposts", "max_distance")
+    window_days: int = _default("reposts", "window_days")
+    report: str = _default("reposts", "report")
+    report_kinds: tuple[str, ...] = _default("reposts", "report_kinds")
+    report_template: str = _default("reposts", "report_template")
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,7 @@ class Config:
     medium: MediumConfig = field(default_factory=MediumConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
+    reposts: RepostsConfig = field(default_factory=RepostsConfig)
     source: str | None = None
 
     def replace(self, **sections: dict[str, Any]) -> Config:
@@ -322,7 +338,8 @@ EXTRA_SAMPLE: dict[str, Any] = {"action": "report", "subreddit": "Art"}
 #: Modes of ``[actions] notes``/``remove`` and ``[digest] digest``: off, record only, send.
 MODES = ("off", "dry_run", "on")
 #: Keys whose value is one of :data:`MODES` (``true``/``false`` are read as on/off).
-MODE_KEYS = (("actions", "notes"), ("actions", "remove"), ("digest", "digest"))
+MODE_KEYS = (("actions", "notes"), ("actions", "remove"), ("digest", "digest"),
+             ("reposts", "report"))
 #: Labels Reddit accepts on a mod note ("" = none).
 NOTE_LABELS = ("", "ABUSE_WARNING", "BAN", "BOT_BAN", "HELPFUL_USER", "PERMA_BAN",
                "SOLID_CONTRIBUTOR", "SPAM_WARNING", "SPAM_WATCH")
@@ -341,7 +358,7 @@ def validate(config: Config) -> Config:
     (:data:`modbot.domain.MEDIA`); templates must render with :data:`TEMPLATE_SAMPLE`.
     """
     for check in (_check_reddit, _check_images, _check_judge, _check_actions, _check_reddit_tools,
-                  _check_digest, _check_medium, _check_daemon, _check_learning):
+                  _check_digest, _check_medium, _check_daemon, _check_learning, _check_reposts):
         check(config)
     return config
 
@@ -474,6 +491,9 @@ def _check_learning(config: Config) -> None:
     _require(lr.image_size == 0 or lr.image_size >= 8, "[learning] image_size", lr.image_size,
              "0 (the architecture's default) or at least 8 pixels")
     _require(0 <= lr.nice <= 19, "[learning] nice", lr.nice, "0-19")
+    _positive(lr, "learning", ("modlog_interval_s",), inclusive=True)
+    _require(all(r.strip() for r in lr.modlog_removal_reasons), "[learning] modlog_removal_reasons",
+             lr.modlog_removal_reasons, "removal reason ids or titles (no empty names)")
     _positive(lr, "learning", ("timeout_s", "watch_interval_s", "misfire_grace_s"))
     _positive(lr, "learning", ("interval_s",), inclusive=True)
     if lr.interval_s == 0:
@@ -482,3 +502,31 @@ def _check_learning(config: Config) -> None:
         except ValueError as exc:
             raise ConfigError(f"[learning] cron = {lr.cron!r} is not a crontab line "
                               f"(minute hour day month weekday): {exc}") from exc
+
+
+#: Kinds of repost findings (``modbot.repost.KINDS``), for ``[reposts] report_kinds``.
+REPOST_KINDS = ("same_author", "other_author", "known_original")
+#: Placeholders of ``[reposts] report_template`` with sample values (see ``modbot.repost``).
+REPOST_SAMPLE: dict[str, Any] = {
+    "kind": "other_author", "original_link": "https://redd.it/abc123",
+    "original_author": "sample_artist", "original_date": "2026-01-01", "distance": 12,
+    "similarity": 0.95, "mirrored": False, "title": "Sample title, me, digital, 2026",
+}
+
+
+def _check_reposts(config: Config) -> None:
+    rp = config.reposts
+    _require(0 <= rp.max_distance <= 256, "[reposts] max_distance", rp.max_distance,
+             "0-256 bits (44 measured best; see bench/repost.py)")
+    _positive(rp, "reposts", ("window_days",), minimum=1, inclusive=True)
+    _require(rp.report in MODES, "[reposts] report", rp.report, ", ".join(MODES))
+    _require(all(k in REPOST_KINDS for k in rp.report_kinds), "[reposts] report_kinds",
+             rp.report_kinds, "a list of " + ", ".join(REPOST_KINDS))
+    _require(bool(rp.report_template.strip()), "[reposts] report_template", rp.report_template,
+             "a non-empty text")
+    try:
+        rp.report_template.format(**REPOST_SAMPLE)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"[reposts] report_template cannot be filled in ({type(exc).__name__}: "
+                          f"{exc}); placeholders: " + " ".join("{" + k + "}" for k in REPOST_SAMPLE)
+                          ) from exc

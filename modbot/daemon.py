@@ -1,4 +1,4 @@
-"""The daemon: stream → images → classify → judge → record → act, one submission at a time.
+"""The daemon: stream → images → reposts → classify → judge → record → act, one submission at a time.
 
 ``Pipeline.process`` is the whole path of one post; read it top to bottom to follow a
 submission from the stream to the database. ``Daemon.run`` feeds it from the praw stream,
@@ -27,6 +27,7 @@ from modbot.medium import Vocabulary, stated_medium
 from modbot.notify import Notifier
 from modbot.prefetch import Prefetcher
 from modbot.record import Store
+from modbot.repost import RepostFinding, RepostStage
 from modbot.stream import BacklogEnd, budget_of, post_from_data, stream_posts
 
 log = structlog.get_logger("modbot.daemon")
@@ -78,6 +79,8 @@ class Pipeline:
     heartbeat: Callable[[], Any] = field(default=lambda: None)
     #: Images downloaded ahead by the daemon (:mod:`modbot.prefetch`); None = fetch here.
     prefetch: Prefetcher | None = None
+    #: The repost finder (:mod:`modbot.repost`); None = no fingerprints, no findings.
+    reposts: RepostStage | None = None
 
     def process(self, post: Post) -> str:
         """Process ``post`` completely and return its final status (done, skipped, retry,
@@ -124,6 +127,12 @@ class Pipeline:
         if self.stop.is_set():
             return run.abandon()
 
+        # reposts: fingerprint the images, look up earlier posts, record what matched
+        reposts = (self.reposts.check(post, images, self.config.reposts)
+                   if self.reposts is not None else None)
+        if reposts is not None:
+            run.facts["repost"] = reposts.kind
+
         # classify (one model for all images of the post, even if a promotion swaps it now)
         predictions = self.classifier.predict([f.rgb for f in images])
         model_version = predictions[0].model_version
@@ -139,7 +148,7 @@ class Pipeline:
 
         # act
         self.heartbeat()
-        return self._act(run, verdict, model_version, errors, len(resolution.images))
+        return self._act(run, verdict, model_version, errors, len(resolution.images), reposts)
 
     def _fetch(self, run: _PostRun, resolution: Resolution
                ) -> tuple[list[FetchedImage], list[int], list[ImageError]] | None:
@@ -168,9 +177,10 @@ class Pipeline:
         return images, image_ids, errors
 
     def _act(self, run: _PostRun, verdict: Verdict, model_version: str,
-             errors: list[ImageError], n_resolved: int) -> str:
-        """Act on the verdict (at most once per kind) and finish the submission."""
+             errors: list[ImageError], n_resolved: int, reposts: RepostFinding | None = None) -> str:
+        """Act on the verdict and the repost finding (at most once per kind); finish the post."""
         outcomes = self.actor.act(run.post, verdict, model_version)
+        outcomes += self.actor.report_repost(run.post, reposts, self.config.reposts)
         if outcomes:
             run.facts["actions"] = {o.kind: o.status for o in outcomes}
             if any(o.status == "abandoned" for o in outcomes):
@@ -277,6 +287,7 @@ class Daemon:
             actor=self.actor,
             vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
             heartbeat=self.notifier.watchdog,
+            reposts=RepostStage(self.store.db),
         )
         self.prefetcher = Prefetcher(
             self.pipeline.fetcher, max_images=lambda: self.config.images.max_images_per_post)

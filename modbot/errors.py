@@ -12,6 +12,7 @@
 - ``RedditError``       — Reddit (or the sandbox) answered with something unusable
   (``MalformedListingError``) or a write's outcome is unknown (``AmbiguousWriteError``).
 - ``InputError``        — input data given to a command is malformed (names the line).
+- ``FingerprintError``  — an image or stored fingerprint unusable for repost detection.
 - ``ShuttingDown``      — not an error: a wait was cut short because the daemon is stopping.
 
 What is *not* here: a caller passing a wrong type or an out-of-range argument to a function is
@@ -145,6 +146,12 @@ class ShuttingDown(ModbotError):  # noqa: N818 - a state, not an error
     Raised by :meth:`modbot.ratelimit.RequestBudget.acquire`; never wrapped by prawcore (it is
     not a ``RequestException``), so it reaches the stream or the actor unchanged.
     """
+
+
+class FingerprintError(ModbotError):
+    """An image or a stored fingerprint cannot be used for repost detection
+    (:mod:`modbot.fingerprint`): not an image, under 8x8 px, a malformed or other-version
+    fingerprint blob, thresholds out of range."""
 
 
 class InputError(ModbotError):

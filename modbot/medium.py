@@ -326,6 +326,34 @@ def medium_field(title: str) -> str | None:
     return fields[index] if index is not None else None
 
 
+def artist_field(title: str) -> str | None:
+    """The "Artist" field of an r/Art title "Title, Artist, Medium, Year", or ``None``.
+
+    Found from the medium field (:func:`medium_field`): a self-reference such as "Me"/"by me"
+    stepped over after it ("Marahan, Ink, Me, 2020" → ``"Me"``), else the field before it when
+    that is not the artwork's own title (the first field). Used by :mod:`modbot.repost`.
+
+    >>> artist_field("Dusk, Jane Doe, oil on canvas, 2020")
+    'Jane Doe'
+    >>> artist_field("Marahan, Ink, Me, 2020")
+    'Me'
+    """
+    fields = _fields(title)
+    index = _medium_index(fields)
+    if index is None:
+        return None
+    year = _year_index(fields)
+    for i in range(index + 1, year if year is not None else len(fields)):
+        if _is_artist(fields[i]):
+            return fields[i]
+    return fields[index - 1] if index - 1 >= 1 else None
+
+
+def is_self_reference(artist: str) -> bool:
+    """True when an artist field names the poster themself ("me", "by me", "myself", "OC")."""
+    return _is_artist(artist)
+
+
 def _title_candidates(title: str) -> tuple[str | None, list[str]]:
     fields = _fields(title)
     index = _medium_index(fields)

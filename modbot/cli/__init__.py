@@ -85,10 +85,14 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Build a labelled dataset balanced by stated medium from a subreddit's history."),
     "evaluate": ("modbot.cli.evaluate", "evaluate_cmd",
                  "Score a model on DATA_DIR, a folder-per-medium image tree (images at any depth)."),
+    "modlog": ("modbot.cli.learning", "modlog",
+               "Read moderators' actions from the subreddit's moderation log as labels, once."),
     "models": ("modbot.cli.learning", "models",
                "List model versions and retraining runs; mark the champion."),
     "report": ("modbot.cli.report", "report",
                "Flair accuracy, confusion matrix, flag precision, weekly trends, top authors, actions."),
+    "similar": ("modbot.cli.similar", "similar",
+                "Find earlier posts that show the same picture as IMAGE_OR_URL (a file or http(s) URL)."),
     "retrain": ("modbot.cli.learning", "retrain",
                 "Train a challenger on the labels, compare it with the champion, promote it if better."),
     "review": ("modbot.cli.review", "review",
@@ -230,6 +234,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     from modbot.daemon import Daemon
     from modbot.digest import digest_job
     from modbot.learning import learning_loop
+    from modbot.learning.modlog import modlog_job
     from modbot.log import configure_logging
     from modbot.notify import Notifier
     from modbot.stream import check_credentials, is_fatal, make_reddit
@@ -258,8 +263,9 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
         # [learning] checked (ConfigError: exit 78), then the champion loaded (ModelError)
         learning = learning_loop(config)
         digest = digest_job(config, reddit)  # None when [digest] digest = "off"
+        modlog = modlog_job(config, reddit)  # None when [learning] modlog_interval_s = 0
         daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning,
-                        notifier=Notifier(), jobs=(digest,) if digest is not None else ())
+                        notifier=Notifier(), jobs=tuple(j for j in (digest, modlog) if j is not None))
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc

@@ -136,6 +136,63 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
         raise click.exceptions.Exit(1)
 
 
+# --- modlog ----------------------------------------------------------------------------------
+
+
+@click.command("modlog")
+@click.option("--subreddit", "subreddits", multiple=True,
+              help="Subreddit whose mod log to read (repeatable; default: [reddit] subreddits).")
+@click.option("--max-pages", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Most pages (100 entries) read per action.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def modlog(ctx: click.Context, subreddits: tuple[str, ...], max_pages: int, db_path: str | None,
+           as_json: bool) -> None:
+    """Read moderators' actions from the subreddit's moderation log as labels, once.
+
+    An approval of a judged post = the stated medium stands (dismissed flag); a removal with a
+    wrong-medium reason ([actions] removal_reason, [learning] modlog_removal_reasons) = the
+    model's prediction is the true medium (confirmed flag); a flair change = the new flair's
+    medium. Each becomes a review (source modlog) shown by `modbot review show` and counted by
+    `modbot report`; every entry is read once, ever. `modbot run` does this every [learning]
+    modlog_interval_s seconds. Needs a moderator account (credentials as for `modbot run`).
+    """
+    from modbot.learning.modlog import (
+        account_name,
+        read_modlog,
+        subreddits_of,
+        wrong_medium_reasons,
+    )
+    from modbot.medium import Vocabulary
+    from modbot.record import open_database
+    from modbot.stream import make_reddit
+
+    config = _config(ctx, db_path)
+    reddit = make_reddit(config)
+    db = open_database(config.storage.database)
+    try:
+        result = read_modlog(reddit, db, subreddits=list(subreddits) or subreddits_of(config),
+                             reasons=wrong_medium_reasons(config), me=account_name(reddit),
+                             vocabulary=Vocabulary.default().with_terms(config.medium.vocabulary),
+                             max_pages=max_pages)
+    except Exception as exc:  # praw/prawcore: network, 403 (not a moderator), ...
+        click.echo(f"error: {type(exc).__name__}: {str(exc)[:300]} (run it again: nothing is "
+                   "read twice)", err=True)
+        raise click.exceptions.Exit(1) from exc
+    finally:
+        db.conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    click.echo(f"read {result.read} mod log entries: {result.labels} labels "
+               f"({', '.join(f'{k} {v}' for k, v in sorted(result.decisions.items())) or 'none'})")
+    if result.ignored:
+        click.echo("not labels: " + ", ".join(f"{k} {v}" for k, v in result.ignored.most_common()))
+    if result.gaps:
+        click.echo("entries missed (more than --max-pages new): " + ", ".join(result.gaps), err=True)
+
+
 # --- retrain ---------------------------------------------------------------------------------
 
 
@@ -276,4 +333,4 @@ def models_rollback(ctx: click.Context, version: str, note: str | None, by: str 
 
 
 #: The commands of this module (``modbot.cli`` registers them lazily, by name).
-COMMANDS = [collect, retrain, models]
+COMMANDS = [collect, modlog, retrain, models]

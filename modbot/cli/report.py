@@ -99,6 +99,12 @@ def render_tables(report: Mapping[str, Any], console: Any) -> None:
         f"{plain(k)} " + ", ".join(f"{plain(s)} {n}" for s, n in by.items())
         for k, by in acts.items()) or "none"))
     console.print(f"On Reddit: {moderator_tools_line(acts)}")
+    rp = report.get("reposts") or {}
+    if rp:
+        console.print(f"Reposts: {rp['submissions']} posts (" + ", ".join(
+            f"{k} {n}" for k, n in rp["by_kind"].items()) + f"; mirrored {rp['mirrored']}); "
+            "reported: " + (", ".join(f"{plain(s)} {n}" for s, n in rp["reported"].items())
+                            or "none"))
 
 
 def moderator_tools_line(acts: Mapping[str, Mapping[str, int]]) -> str:

@@ -88,6 +88,7 @@ def render_detail(d: dict[str, Any], console: Any) -> None:
     _detail_post(d, line)
     _detail_images(d, line, console)
     _detail_actions(d["actions"], console)
+    _detail_reposts(d.get("reposts") or [], console)
     _detail_reviews(d["reviews"], console)
 
 
@@ -160,6 +161,27 @@ def _detail_actions(actions: list[dict[str, Any]], console: Any) -> None:
     console.print(tab)
 
 
+def _detail_reposts(rows: list[dict[str, Any]], console: Any) -> None:
+    """Repost findings, one unwrapped line each (links stay copy-pastable): earlier posts this
+    one matched, and later posts that matched it."""
+    if not rows:
+        console.print("reposts: none")
+        return
+    for r in rows:
+        dist = f"distance {r['distance']} of 256 bits" + (", mirrored" if r["mirrored"] else "")
+        if r["later"]:
+            text = (f"reposted later ({plain(r['kind'])}): {plain(r['submission'])} by "
+                    f"{plain(r['author'] or '[deleted]')} (artist {plain(r['artist'] or '-')}), "
+                    f"posted {iso_utc(r.get('later_created_utc'), seconds=True) or '-'}; {dist}")
+        else:
+            text = (f"repost ({plain(r['kind'])}) of {plain(r['match_link'])} by "
+                    f"{plain(r['match_author'] or '[deleted]')} (artist "
+                    f"{plain(r['match_artist'] or '-')}), posted "
+                    f"{iso_utc(r['match_created_utc'], seconds=True) or '-'}; image "
+                    f"{r['position']}, {dist}")
+        console.print(text, soft_wrap=True)
+
+
 def _detail_reviews(reviews: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
@@ -167,12 +189,12 @@ def _detail_reviews(reviews: list[dict[str, Any]], console: Any) -> None:
         console.print("reviews: none")
         return
     tab = Table(title="Reviews (last one in force)", title_justify="left")
-    for c in ("when", "moderator", "decision", "true", "note"):
+    for c in ("when", "moderator", "source", "decision", "true", "note"):
         tab.add_column(c, overflow="fold")
     for i, r in enumerate(reviews):
         last = i == len(reviews) - 1
         tab.add_row(iso_utc(r["created_at"], seconds=True), plain(r["moderator"]),
-                    plain(r["decision"]), plain(r["true_medium"]),
+                    plain(r.get("source") or "cli"), plain(r["decision"]), plain(r["true_medium"]),
                     plain(r["note"] or "", multiline=True), style="bold" if last else "dim")
     console.print(tab)
 

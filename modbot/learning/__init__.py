@@ -13,7 +13,9 @@ Modules: :mod:`~modbot.learning.labels` (labels, the fixed evaluation split, cac
 :mod:`~modbot.learning.registry` (model versions, the champion pointer),
 :mod:`~modbot.learning.retrain` (one run: gates, evaluation, bookkeeping),
 :mod:`~modbot.learning.child` (the run's child process), :mod:`~modbot.learning.scheduler`,
-:mod:`~modbot.learning.serving`, :mod:`~modbot.learning.collect` (``modbot collect``).
+:mod:`~modbot.learning.serving`, :mod:`~modbot.learning.collect` (``modbot collect``),
+:mod:`~modbot.learning.modlog` (moderators' actions on Reddit as labels: ``modbot modlog``, and
+a background job ``modbot run`` passes to the daemon's ``jobs=``).
 Importing the package imports neither TensorFlow nor APScheduler.
 """
 

@@ -8,7 +8,8 @@ listing through praw — ``new``, ``top`` (with a time filter) or ``search`` (a 
 ``flair:Painting``) — reads each submission's stated medium exactly as the daemon does
 (:func:`modbot.medium.stated_medium`: link flair, then the r/Art title), and keeps a submission
 only while its medium is below ``per_medium``; for each kept submission the first image is
-downloaded into the content-addressed cache (:class:`modbot.images.ImageFetcher`).
+downloaded into the content-addressed cache (:class:`modbot.images.ImageFetcher`) and
+fingerprinted for the repost finder (:func:`modbot.repost.fingerprint_image`).
 
 Everything is recorded (``migrations/`` ``m004_learning``): the run in ``collect_runs`` (its
 listing cursor — the fullname of the last submission read, Reddit's ``after`` — is updated
@@ -40,6 +41,7 @@ from modbot.errors import ImageError, InputError
 from modbot.images import resolve_images
 from modbot.medium import Vocabulary, stated_medium
 from modbot.record import write_transaction
+from modbot.repost import fingerprint_image
 from modbot.stream import post_from_data, submission_data
 
 log = structlog.get_logger("modbot.learning.collect")
@@ -84,9 +86,10 @@ def collected_counts(db: Any, subreddit: str, media: Sequence[str]) -> dict[str,
 
 def _listing(reddit: Any, subreddit: str, listing: str, query: str | None, time_filter: str,
              after: str | None) -> Iterator[Any]:
-    params = {"after": after} if after else None
     sub = reddit.subreddit(subreddit)
-    kwargs: dict[str, Any] = {"limit": None, "request_limit": 100, "params": params}
+    # praw's top/search add their own params (t, q, ...) to a dict given here: never None
+    kwargs: dict[str, Any] = {"limit": None, "request_limit": 100,
+                              "params": {"after": after} if after else {}}
     if listing == "new":
         return sub.new(**kwargs)
     if listing == "top":
@@ -272,6 +275,9 @@ def _consider(db: Any, fetcher: Any, post: Any, data: dict[str, Any], run_id: in
             row.update(status="ok", sha256=image.sha256, path=image.path, width=image.width,
                        height=image.height)
             counts[stated.medium] += 1
+            # the repost finder's fingerprint (modbot.repost): collected history counts as earlier
+            fingerprint_image(db, post, image.rgb, source="collect", position=0,
+                              sha256=image.sha256)
     with write_transaction(db):
         db["collected_posts"].insert(row, replace=True)
     return row["status"]

@@ -5,11 +5,14 @@ cache) whose medium is known. Candidates come from the view ``label_candidates``
 (``migrations/`` ``m004_learning``), one row per image and source:
 
 - ``review``: a moderator's decision (``modbot review``; table ``reviews``): its ``true_medium``.
+- ``modlog``: a moderator's action on Reddit read from the mod log (``modbot modlog`` and the
+  daemon's job, :mod:`modbot.learning.modlog`; rows of ``reviews`` with ``source = 'modlog'``):
+  approval, wrong-medium removal, flair change.
 - ``stated``: the medium stated by the poster of a submission the daemon processed.
 - ``collected``: the medium stated by the poster of a submission ``modbot collect`` gathered.
 
-Precedence, per image (:func:`gather_labels`): the latest moderator review recorded up to the
-cut-off wins over everything; otherwise stated media count only where the policy allows
+Precedence, per image (:func:`gather_labels`): the latest moderator decision (``review`` or
+``modlog``) recorded up to the cut-off wins over everything; otherwise stated media count only where the policy allows
 (:class:`LabelPolicy`: ``[learning] stated_labels``, ``trusted_media``, ``collected_labels``),
 and only when every allowed statement about the image names the same medium (the same image
 posted twice as "oil" and as "digital" is a conflict and is left out). Every label records its
@@ -46,8 +49,10 @@ from modbot.imagecache import find_cached
 from modbot.images import ImageFetcher
 from modbot.record import write_transaction
 
-#: Label sources, in order of precedence.
-SOURCES = ("review", "stated", "collected")
+#: Label sources, in order of precedence (``review`` and ``modlog`` alike: the latest wins).
+SOURCES = ("review", "modlog", "stated", "collected")
+#: Sources that are moderators' decisions.
+MODERATOR_SOURCES = ("review", "modlog")
 #: Values of ``[learning] stated_labels``.
 
 
@@ -101,7 +106,7 @@ class Label:
     """One labelled image.
 
     ``sha256``: hex digest of the original bytes (cache key). ``medium``: canonical medium.
-    ``source``: ``review`` | ``stated`` | ``collected``; ``detail``: the review's decision, or
+    ``source``: ``review`` | ``modlog`` | ``stated`` | ``collected``; ``detail``: the review's decision, or
     why a statement was admitted (``agreed``, ``trusted``, ``all``, ``collected``).
     ``submission``: fullname it came from; ``path``/``url``: where the image was cached and
     downloaded from; ``labelled_at``: Unix seconds when the label was recorded.
@@ -161,7 +166,7 @@ def gather_labels(db: Database, policy: LabelPolicy, *, cutoff: float | None = N
 
     labels: list[Label] = []
     for sha, rows in sorted(by_image.items()):
-        reviews = [r for r in rows if r["source"] == "review"]
+        reviews = [r for r in rows if r["source"] in MODERATOR_SOURCES]
         if reviews:
             r = max(reviews, key=lambda r: (r["labelled_at"] or 0.0, r["ref"] or 0))
             labels.append(_label(r, r["detail"]))

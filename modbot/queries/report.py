@@ -40,7 +40,7 @@ SCHEMA_VERSION = 1
 #: Top-level keys of the ``--format json`` document, in order.
 REPORT_KEYS: tuple[str, ...] = (
     "schema_version", "generated_at", "period", "totals", "flair_accuracy", "confusion",
-    "unknown_share", "unknown", "flag_precision", "weekly", "top_authors", "actions",
+    "unknown_share", "unknown", "flag_precision", "weekly", "top_authors", "actions", "reposts",
 )
 
 #: Tables ``--format csv --table NAME`` can write (each also a key of the JSON document).
@@ -295,7 +295,10 @@ def flag_precision(db: Database, period: Period) -> dict[str, Any]:
     ones actions are taken on; ``uncertain`` covers uncertain verdicts reviewed anyway. Each row:
     ``flagged``, ``reviewed``, ``confirmed``, ``dismissed``, ``unreviewed`` (counts),
     ``precision`` = confirmed / reviewed (None when nothing was reviewed) and ``ci95``
-    ([low, high], Wilson) or None.
+    ([low, high], Wilson) or None. ``by_source``: the reviewed mismatch flags by where the
+    decision in force came from (``cli``/``modlog``) → ``{confirmed, dismissed}``; moderators'
+    actions on Reddit count like ``modbot review`` decisions (approve = dismissed,
+    wrong-medium removal = confirmed).
     """
     where, params = period.where()
     rows = db.execute(f"""
@@ -314,7 +317,24 @@ def flag_precision(db: Database, period: Period) -> dict[str, Any]:
     def total(rs: list[tuple]) -> dict[str, Any]:
         return _precision_row(sum(r[2] for r in rs), sum(r[3] for r in rs), sum(r[4] for r in rs))
 
-    return {"overall": total(mism), "by_medium": by_medium, "uncertain": total(unc)}
+    return {"overall": total(mism), "by_medium": by_medium, "uncertain": total(unc),
+            "by_source": _reviews_by_source(db, period)}
+
+
+def _reviews_by_source(db: Database, period: Period) -> dict[str, dict[str, int]]:
+    """Reviewed mismatch flags by the source of the decision in force (``cli``: ``modbot
+    review``; ``modlog``: a moderator's action on Reddit) → ``{confirmed, dismissed}``."""
+    where, params = period.where()
+    out: dict[str, dict[str, int]] = {}
+    for source, decision, n in db.execute(f"""
+            SELECT COALESCE(r.source, 'cli'), r.decision, COUNT(*)
+            FROM verdicts v JOIN submissions s ON s.fullname = v.submission
+            {LATEST_REVIEW_JOIN.format(col="v.submission")}
+            WHERE v.kind = 'mismatch' AND r.decision IS NOT NULL AND {where}
+            GROUP BY 1, 2""", params).fetchall():
+        row = out.setdefault(source, {"confirmed": 0, "dismissed": 0})
+        row["confirmed" if decision == "confirm" else "dismissed"] += int(n)
+    return out
 
 
 def weekly(db: Database, period: Period) -> list[dict[str, Any]]:
@@ -411,6 +431,27 @@ def digest_counts(db: Database, period: Period) -> dict[str, int]:
         "GROUP BY 1 ORDER BY 1", params)}
 
 
+def repost_counts(db: Database, period: Period) -> dict[str, Any]:
+    """Repost findings (``modbot.repost``) on submissions of the period: ``submissions`` with a
+    finding, ``by_kind`` (submissions by their most severe kind: ``known_original``,
+    ``other_author``, ``same_author``), ``mirrored`` (submissions with a mirrored match) and
+    ``reported`` (``repost_report`` actions by status)."""
+    where, params = period.where()
+    kinds = ("known_original", "other_author", "same_author")
+    by_kind = dict.fromkeys(kinds, 0)
+    n = mirrored = 0
+    for kinds_seen, mir in db.execute(
+            f"SELECT group_concat(f.kind), MAX(f.mirrored) FROM repost_findings f "
+            f"JOIN submissions s ON s.fullname = f.submission WHERE {where} "
+            f"GROUP BY f.submission", params):
+        seen = set(str(kinds_seen).split(","))
+        by_kind[next(k for k in kinds if k in seen)] += 1
+        n += 1
+        mirrored += int(bool(mir))
+    reported = action_counts(db, period).get("repost_report", {})
+    return {"submissions": n, "by_kind": by_kind, "mirrored": mirrored, "reported": reported}
+
+
 def build_report(db: Database, period: Period | None = None, *, top: int = 10,
                  now: float | None = None) -> dict[str, Any]:
     """The whole report as one JSON-ready dict with the keys :data:`REPORT_KEYS` (see README)."""
@@ -430,6 +471,7 @@ def build_report(db: Database, period: Period | None = None, *, top: int = 10,
         "weekly": weekly(db, period),
         "top_authors": top_authors(db, period, top),
         "actions": action_counts(db, period),
+        "reposts": repost_counts(db, period),
     }
     return report
 

@@ -39,7 +39,9 @@ REDDIT = "https://www.reddit.com"
 # --- data ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Review:
-    """One recorded decision (a row of ``reviews``). ``created_at`` is Unix seconds (UTC)."""
+    """One recorded decision (a row of ``reviews``). ``created_at`` is Unix seconds (UTC).
+    ``source``: ``cli`` (``modbot review``) or ``modlog`` (a moderator's action on Reddit, read
+    from the mod log; ``modlog_id`` its entry id)."""
 
     id: int
     submission: str
@@ -53,6 +55,8 @@ class Review:
     moderator: str
     note: str | None
     created_at: float
+    source: str = "cli"
+    modlog_id: str | None = None
 
 
 def default_moderator(env: dict[str, str] | None = None) -> str:
@@ -170,7 +174,8 @@ def submission_detail(db: Database, fullname: str) -> dict[str, Any]:
     Keys: ``submission`` (the row, without ``data_json``), ``verdict`` (row or None),
     ``images`` (rows, each with ``prediction``: None or a dict with predicted, confidence,
     model_version and ``probabilities`` {medium: probability}), ``actions`` (rows) and
-    ``reviews`` (every decision, oldest first; the last one is in force).
+    ``reviews`` (every decision, oldest first; the last one is in force) and ``reposts``
+    (:func:`repost_findings`).
     Raises ``InputError`` for an unknown fullname.
     """
     subs = list(db.query("SELECT * FROM submissions WHERE fullname = ?", [fullname]))
@@ -193,7 +198,27 @@ def submission_detail(db: Database, fullname: str) -> dict[str, Any]:
     actions = list(db.query("SELECT * FROM actions WHERE submission = ? ORDER BY kind", [fullname]))
     reviews = list(db.query("SELECT * FROM reviews WHERE submission = ? ORDER BY id", [fullname]))
     return {"submission": sub, "verdict": verdicts[0] if verdicts else None, "images": images,
-            "actions": actions, "reviews": reviews}
+            "actions": actions, "reviews": reviews, "reposts": repost_findings(db, fullname)}
+
+
+def repost_findings(db: Database, fullname: str) -> list[dict[str, Any]]:
+    """The submission's repost findings (``repost_findings``, :mod:`modbot.repost`), most
+    severe kind first: kind, this post's image ``position``, the earlier post
+    (``match_submission``, ``match_author``, ``match_artist``, ``match_created_utc`` Unix
+    seconds, ``match_link`` https://redd.it/<id>), ``distance`` (bits of 256), ``mirrored``.
+    Plus later posts that matched this one, with ``later = True`` (kind and distance theirs;
+    ``later_created_utc`` when that post was made)."""
+    order = "CASE kind WHEN 'known_original' THEN 0 WHEN 'other_author' THEN 1 ELSE 2 END"
+    rows = [dict(r, later=False) for r in db.query(
+        f"SELECT * FROM repost_findings WHERE submission = ? ORDER BY {order}, distance", [fullname])]
+    rows += [dict(r, later=True) for r in db.query(
+        "SELECT f.*, s.created_utc AS later_created_utc FROM repost_findings f "
+        "LEFT JOIN submissions s ON s.fullname = f.submission "
+        f"WHERE f.match_submission = ? ORDER BY {order}, f.distance", [fullname])]
+    for r in rows:
+        r["mirrored"] = bool(r["mirrored"])
+        r["match_link"] = short_link(r["match_post_id"] or r["match_submission"].removeprefix("t3_"))
+    return rows
 
 
 def latest_review(db: Database, fullname: str) -> Review | None:

@@ -19,6 +19,10 @@ tests, see ``../shared/data/reddit-api/SOURCES.md``; the wire facts are in
   /api/v1/{sub}/removal_reasons``, ``POST /api/v1/modactions/removal_reasons`` and
   ``…/removal_link_message``, ``POST /api/distinguish``, ``POST /api/lock``, ``POST
   /api/mod/conversations`` — recorded as :class:`~.state.Write` too.
+* Mod log, approvals, flair, ``top`` and ``search`` (:mod:`modbot.sandbox.modlog`): ``GET
+  /r/{sub}/about/log``, ``POST /api/approve``, ``POST /r/{sub}/api/flair`` and ``…/selectflair``,
+  ``GET /r/{sub}/top``, ``GET /r/{sub}/search``; approve/remove/removal reason/flair writes add
+  mod log entries.
 
 Every endpoint but the token grant is an OAuth endpoint, listed in :data:`ROUTES` and answered
 by :meth:`RedditApi.answer_oauth`, which checks the bearer token (``401`` with
@@ -46,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from modbot.sandbox.modlog import ModLogApi
 from modbot.sandbox.modtools import ModToolsApi
 from modbot.sandbox.state import (
     JSON_TYPE,
@@ -115,10 +120,19 @@ ROUTES: tuple[Route, ...] = (
     Route.of("POST", r"^/api/lock$", lambda api, c: api.handle_lock(c.token, c.form)),
     Route.of("POST", r"^/api/mod/conversations$",
              lambda api, c: api.handle_modmail_create(c.token, c.form)),
+    # mod log, approvals, flair, top and search (modbot.sandbox.modlog)
+    Route.of("GET", r"^/r/(?P<sub>[^/]+)/about/log$",
+             lambda api, c: api.handle_modlog(c.match["sub"], c.query)),
+    Route.of("POST", r"^/api/approve$", lambda api, c: api.handle_approve(c.token, c.form)),
+    Route.of("POST", r"^/r/(?P<sub>[^/]+)/api/(?:select)?flair$",
+             lambda api, c: api.handle_flair(c.token, c.match["sub"], c.form)),
+    Route.of("GET", r"^/r/(?P<sub>[^/]+)/top$", lambda api, c: api.handle_top(c.match["sub"], c.query)),
+    Route.of("GET", r"^/r/(?P<sub>[^/]+)/search$",
+             lambda api, c: api.handle_search(c.match["sub"], c.query)),
 )
 
 
-class RedditApi(ModToolsApi):
+class RedditApi(ModToolsApi, ModLogApi):
     """Mixin with the Reddit endpoints (moderator tools inherited from
     :class:`~modbot.sandbox.modtools.ModToolsApi`), token issuance/checks and the rate limit.
 
@@ -243,9 +257,11 @@ class RedditApi(ModToolsApi):
         if state.removed:
             data["removed"] = True
             data["spam"] = state.spam
-            data["banned_by"] = self.username
+            data["banned_by"] = state.removed_by or self.username
             data["banned_at_utc"] = state.removed_at
             data["removed_by_category"] = "moderator"
+        if state.approved_by:
+            data["approved_by"], data["approved"] = state.approved_by, True
         return data
 
     def _visible(self, subs: set[str] | None) -> list[PostState]:
@@ -292,9 +308,8 @@ class RedditApi(ModToolsApi):
             return 401, {"message": "Unauthorized", "error": 401}
         grant = form.get("grant_type")
         if grant == "password":
-            if (hmac.compare_digest(form.get("username", ""), self.username)
-                    and hmac.compare_digest(form.get("password", ""), self.password)):
-                return 200, self._issue_token(self.username)
+            if self.password_ok(form.get("username", ""), form.get("password", "")):
+                return 200, self._issue_token(form.get("username", ""))
             return 200, {"error": "invalid_grant"}
         if grant in ("client_credentials", "https://oauth.reddit.com/grants/installed_client"):
             return 200, self._issue_token(None)
@@ -471,6 +486,7 @@ class RedditApi(ModToolsApi):
             state = found[0]
             with self._lock:
                 state.removed, state.spam, state.removed_at = True, spam, float(int(now))
+            self.log_removal(token, state, spam)
         self._record_write(Write("remove", fullname or None, None, now, ok=found is not None, extra=extra))
         return {}
 

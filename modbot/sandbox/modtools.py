@@ -67,6 +67,7 @@ class ModToolsApi:
     _record_write: Callable[[Write], None]
     _find_thing: Callable[[str], tuple[PostState, dict[str, Any] | None] | None]
     _require_user: Callable[[Token], None]
+    log_removal_reason: Callable[[Token, str, str | None, str], None]  # modbot.sandbox.modlog
 
     def handle_mod_note(self, token: Token, form: Mapping[str, str]) -> dict[str, Any]:
         """``POST /api/mod/notes`` (``subreddit``, ``user``, ``note``, ``label``, ``reddit_id``)."""
@@ -113,6 +114,7 @@ class ModToolsApi:
             return {"json": {"errors": [["INVALID_ID", "invalid id or reason", "item_ids"]]}}
         with self._lock:
             found[0].removal_reason_id = reason_id or None  # type: ignore[index]
+        self.log_removal_reason(token, fullname, reason_id or None, str(data.get("mod_note") or ""))
         return {}
 
     def handle_removal_message(self, token: Token, form: Mapping[str, str]) -> Any:

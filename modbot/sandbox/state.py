@@ -166,6 +166,8 @@ class PostState:
     spam: bool = False
     removed_at: float | None = None
     removal_reason_id: str | None = None
+    removed_by: str | None = None  # the moderator who removed it (None: the server's account)
+    approved_by: str | None = None  # the moderator who approved it last
     mod_reports: list[list[str]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
 

@@ -129,3 +129,31 @@ def test_collected_stated_media_are_labels_when_configured(setup):
         assert gather_labels(database, LabelPolicy(collected=False)).labels == []
     finally:
         database.conn.close()
+
+
+def test_collect_reads_top_and_search_listings_through_praw(setup, sample):
+    """``--listing top`` (by score, ``t`` window) and ``--listing search`` (``q``, restricted to
+    the subreddit) are served by the sandbox and read through praw like ``new``."""
+    invoke, db, server = setup
+    top = invoke("--per-medium", "2", "--media", "digital", "--listing", "top",
+                 "--time-filter", "week", "--json")
+    assert top.exit_code == 0, top.output
+    r_top = json.loads(top.stdout.strip().splitlines()[-1])
+    assert r_top["status"] == "done" and r_top["counts"] == {"digital": 2}
+    top_reqs = [r for r in server.requests if r.path.rstrip("/") == "/r/Art/top"]
+    assert top_reqs and top_reqs[0].query["t"] == "week"
+
+    found = invoke("--per-medium", "3", "--media", "painting", "--listing", "search",
+                   "--query", "oil", "--json")
+    assert found.exit_code == 0, found.output
+    r_search = json.loads(found.stdout.strip().splitlines()[-1])
+    assert r_search["status"] in ("done", "exhausted") and r_search["counts"]["painting"] >= 3
+    search_reqs = [r for r in server.requests if r.path.rstrip("/") == "/r/Art/search"]
+    assert search_reqs[0].query["q"] == "oil" and search_reqs[0].query["restrict_sr"] in ("on", "True", "1")
+    # only posts whose title names oil were read from the search listing
+    by_id = {p["id"]: p for p in sample[0]}
+    titles = [by_id[f[3:]]["title"].lower() for (f,) in rows(
+        db, "SELECT fullname FROM collected_posts WHERE run_id = ?", [r_search["run_id"]])]
+    assert titles and all("oil" in t for t in titles)
+    listings = dict(rows(db, "SELECT listing, time_filter FROM collect_runs"))
+    assert listings == {"top": "week", "search": "all"}

@@ -1,0 +1,362 @@
+"""Perceptual fingerprint of an image and an exact nearest-neighbour index over fingerprints.
+
+Pure computation (numpy, Pillow): no SQLite, no Reddit. The index over fingerprints is
+:class:`modbot.fingerprint_index.FingerprintIndex`; :mod:`modbot.repost` (the stage) stores
+fingerprints and decides what a match means; the recipe's measured quality is in
+``bench/repost.py``.
+
+Fingerprint (``FINGERPRINT_VERSION`` 1)
+    The image becomes a grey working copy of at most ``WORK_SIZE`` px (long side). *Views* are
+    cut from it: ``whole``; ``content`` (uniform borders / letterbox bars trimmed and, when the
+    surround is uniform, the largest blob unlike it: a picture inside a screenshot-like frame;
+    equal to ``whole`` when there is nothing to trim); and 18 crop windows of ``content`` (90 % and
+    95 % of each side at 3 x 3 anchors), stored only, so a copy cropped by up to ~10 % meets one.
+    Each view gets two pHashes from one 64x64 DCT-II (imagehash's ``phash`` recipe, with an
+    area-averaging downscale done as two small matrix products): ``fine`` 256 bits (16x16 lowest
+    frequencies > their median) and ``coarse`` 64 bits (8x8). The mirrored query keys come from
+    the same DCT (a horizontal flip negates the odd horizontal frequencies).
+
+Matching
+    A stored item matches a query when a query view (whole, content, or their mirrors) is within
+    ``COARSE_RADIUS`` coarse bits of the item's whole or content view (the gate: an exhaustive
+    faiss binary range search, exact) and within ``max_distance`` fine bits (of 256) of any of its
+    20 views.
+
+Bad input raises :class:`modbot.errors.FingerprintError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from modbot.errors import FingerprintError
+
+FINGERPRINT_VERSION = 1
+WORK_SIZE = 128          #: px, long side of the grey working copy
+FINE_BITS = 256          #: bits per fine hash (16x16 DCT block)
+COARSE_BITS = 64         #: bits per coarse hash (8x8 DCT block)
+FINE_BYTES = FINE_BITS // 8
+COARSE_BYTES = COARSE_BITS // 8
+#: fine distance (bits of 256) at or under which two views show the same picture (bench: 44
+#: gives recall 0.883 / precision 0.985; see bench/repost.py). ``[reposts] max_distance``.
+DEFAULT_MAX_DISTANCE = 44
+#: coarse distance (bits of 64) from a query view to a stored gate view for a candidate
+COARSE_RADIUS = 14
+#: crop windows of the content view: these scales of width and height at 3 x 3 anchors.
+#: Changing views or hashes means a new FINGERPRINT_VERSION (every image re-fingerprinted).
+WINDOW_SCALES = (0.90, 0.95)
+N_VIEWS = 2 + 9 * len(WINDOW_SCALES)
+#: views 0..N_QUERY_VIEWS-1 (whole, content) are the query views and the gate views
+N_QUERY_VIEWS = 2
+#: bytes of :meth:`Fingerprint.to_blob` for N_VIEWS views (802)
+BLOB_BYTES = 2 + N_VIEWS * (FINE_BYTES + COARSE_BYTES)
+
+_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Perceptual fingerprint of one image.
+
+    ``fine``: ``n_views * 32`` bytes, the 256-bit pHash of each view (whole, content, windows);
+    ``coarse``: ``n_views * 8`` bytes, the 64-bit pHash of each view. ``mirror_fine`` /
+    ``mirror_coarse``: the same for the flipped query views (``N_QUERY_VIEWS``); empty for a
+    fingerprint read back from storage (they serve queries only). Raises
+    :class:`FingerprintError` for byte lengths that are not whole views.
+    """
+
+    fine: bytes
+    coarse: bytes
+    mirror_fine: bytes = b""
+    mirror_coarse: bytes = b""
+    version: int = FINGERPRINT_VERSION
+
+    def __post_init__(self) -> None:
+        n = len(self.fine) // FINE_BYTES
+        if n < 1 or len(self.fine) != n * FINE_BYTES or len(self.coarse) != n * COARSE_BYTES:
+            raise FingerprintError(f"malformed fingerprint: {len(self.fine)} fine / "
+                                   f"{len(self.coarse)} coarse bytes")
+        m = len(self.mirror_fine) // FINE_BYTES
+        if len(self.mirror_fine) != m * FINE_BYTES or len(self.mirror_coarse) != m * COARSE_BYTES:
+            raise FingerprintError("malformed mirrored keys")
+
+    @property
+    def n_views(self) -> int:
+        """Number of stored views (``N_VIEWS`` for this recipe)."""
+        return len(self.fine) // FINE_BYTES
+
+    @property
+    def hash(self) -> bytes:
+        """The 256-bit pHash of the whole image (32 bytes)."""
+        return self.fine[:FINE_BYTES]
+
+    def fine_array(self) -> np.ndarray:
+        """(n_views, 32) uint8."""
+        return np.frombuffer(self.fine, dtype=np.uint8).reshape(-1, FINE_BYTES)
+
+    def coarse_array(self) -> np.ndarray:
+        """(n_views, 8) uint8."""
+        return np.frombuffer(self.coarse, dtype=np.uint8).reshape(-1, COARSE_BYTES)
+
+    def query_views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fine (q, 32) uint8, coarse (q, 8) uint8, mirrored (q,) bool) for a lookup."""
+        nq = min(N_QUERY_VIEWS, self.n_views)
+        f, c = [self.fine_array()[:nq]], [self.coarse_array()[:nq]]
+        mir = [np.zeros(nq, bool)]
+        if self.mirror_fine:
+            mf = np.frombuffer(self.mirror_fine, dtype=np.uint8).reshape(-1, FINE_BYTES)
+            f.append(mf)
+            c.append(np.frombuffer(self.mirror_coarse, dtype=np.uint8).reshape(-1, COARSE_BYTES))
+            mir.append(np.ones(len(mf), bool))
+        return np.concatenate(f), np.concatenate(c), np.concatenate(mir)
+
+    def to_blob(self) -> bytes:
+        """SQLite BLOB: version byte, view-count byte, fine bytes, coarse bytes (802 bytes for
+        20 views; mirror keys are not stored)."""
+        return bytes([self.version, self.n_views]) + self.fine + self.coarse
+
+    @classmethod
+    def from_blob(cls, blob: bytes | bytearray | memoryview) -> Fingerprint:
+        """Inverse of :meth:`to_blob`. Raises :class:`FingerprintError` on a malformed or
+        other-version blob (re-fingerprint such images)."""
+        if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) < 2:
+            raise FingerprintError("fingerprint blob too short")
+        blob = bytes(blob)
+        version, n = blob[0], blob[1]
+        if version != FINGERPRINT_VERSION:
+            raise FingerprintError(f"fingerprint version {version}, expected {FINGERPRINT_VERSION}")
+        if len(blob) != 2 + n * (FINE_BYTES + COARSE_BYTES):
+            raise FingerprintError(f"fingerprint blob of {len(blob)} bytes for {n} views")
+        return cls(fine=blob[2:2 + n * FINE_BYTES], coarse=blob[2 + n * FINE_BYTES:], version=version)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One stored item found by :meth:`FingerprintIndex.query`: ``distance`` in fine bits
+    (0..256) of the best view pair; ``mirrored``: only the query's flipped views matched."""
+
+    item_id: int
+    distance: int
+    mirrored: bool
+
+    @property
+    def similarity(self) -> float:
+        """``1 - distance / 256``, in [0, 1]."""
+        return 1.0 - self.distance / FINE_BITS
+
+
+# --- fingerprint ------------------------------------------------------------------------------
+def _grey_work(image: Image.Image) -> np.ndarray:
+    """(h, w) float32 grey working copy, long side <= WORK_SIZE; alpha composited onto white."""
+    if not isinstance(image, Image.Image):
+        raise FingerprintError(f"not a PIL image: {type(image).__name__}")
+    w, h = image.size
+    if w < 8 or h < 8:
+        raise FingerprintError(f"image too small to fingerprint: {w}x{h}")
+    if image.mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    grey = image.convert("L")
+    f = WORK_SIZE / max(w, h)
+    if f < 1:
+        k = int(1 / f / 1.5)  # integer pre-reduction (fast box filter), then bilinear to size
+        if k >= 2:
+            grey = grey.reduce(k)
+        grey = grey.resize((max(8, round(w * f)), max(8, round(h * f))), Image.Resampling.BILINEAR)
+    return np.asarray(grey, dtype=np.float32)
+
+
+def _runs(flags: np.ndarray) -> tuple[int, int]:
+    """(first index not flagged, one past the last index not flagged); (0, 0) if all are."""
+    idx = np.flatnonzero(~flags)
+    if len(idx) == 0:
+        return 0, 0
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def _side_trim(a: np.ndarray, tol: float = 10, frac: float = 0.97,
+               min_keep: float = 0.25) -> tuple[int, int, int, int]:
+    """Box (t, b, l, r) of ``a`` after removing near-uniform rows/columns (>= ``frac`` of the
+    pixels within ``tol`` grey levels of the line's median) from each side, repeatedly."""
+    h, w = a.shape
+    t, b, l, r = 0, h, 0, w
+    for _ in range(4):
+        sub = a[t:b, l:r]
+        rows = (np.abs(sub - np.median(sub[:, ::4], axis=1, keepdims=True)) <= tol).mean(1) >= frac
+        cols = (np.abs(sub - np.median(sub[::4, :], axis=0, keepdims=True)) <= tol).mean(0) >= frac
+        lo, hi = _runs(rows)
+        lo2, hi2 = _runs(cols)
+        changed = False
+        if (lo or hi < len(rows)) and hi - lo >= min_keep * h:
+            t, b, changed = t + lo, t + hi, True
+        if (lo2 or hi2 < len(cols)) and hi2 - lo2 >= min_keep * w:
+            l, r, changed = l + lo2, l + hi2, True
+        if not changed:
+            break
+    return t, b, l, r
+
+
+def _run_table(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal runs of True in a 2-D bool mask: (row, start, end) int arrays, end exclusive,
+    sorted by row then start."""
+    h = mask.shape[0]
+    padded = np.zeros((h, mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)
+    rs, cs = np.nonzero(d == 1)
+    _, ce = np.nonzero(d == -1)
+    return rs, cs, ce
+
+
+def largest_blob(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (y0, y1, x0, x1), ends exclusive, of the largest 8-connected component of
+    a 2-D bool mask, or None when it has no True pixel. Ties go to the component whose first
+    pixel comes first in raster order (as ``scipy.ndimage.label`` numbers them)."""
+    rows, starts, ends = _run_table(mask)
+    n = len(rows)
+    if n == 0:
+        return None
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first = np.searchsorted(rows, np.arange(mask.shape[0] + 1))  # first run of each row
+    for r in range(1, mask.shape[0]):
+        a0, a1 = first[r - 1], first[r]
+        if a0 == a1:
+            continue
+        for k in range(first[r], first[r + 1]):
+            # runs of the row above touching [starts[k]-1, ends[k]] (8-connectivity)
+            lo = a0 + int(np.searchsorted(ends[a0:a1], starts[k], side="left"))
+            hi = a0 + int(np.searchsorted(starts[a0:a1], ends[k], side="right"))
+            for j in range(lo, hi):
+                rj, rk = find(j), find(k)
+                if rj != rk:
+                    parent[max(rj, rk)] = min(rj, rk)  # the root is the run first in raster order
+    roots = np.array([find(i) for i in range(n)])
+    size = np.bincount(roots, weights=ends - starts, minlength=n)
+    best = int(np.argmax(size))  # roots are numbered in raster order: first max wins ties
+    sel = roots == best
+    return (int(rows[sel].min()), int(rows[sel].max()) + 1,
+            int(starts[sel].min()), int(ends[sel].max()))
+
+
+def _blob_box(a: np.ndarray, tol: float = 14) -> tuple[int, int, int, int] | None:
+    """Box of the largest 8-connected blob unlike a uniform surround (the median of the border
+    ring, when >= 60 % of the ring is within ``tol`` of it), or None."""
+    h, w = a.shape
+    ring = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = np.median(ring)
+    if (np.abs(ring - bg) <= tol).mean() < 0.6:
+        return None
+    box = largest_blob(np.abs(a - bg) > tol)
+    if box is None or (box[1] - box[0]) < 0.2 * h or (box[3] - box[2]) < 0.2 * w:
+        return None
+    return box
+
+
+def content_box(a: np.ndarray, iterations: int = 3) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the picture inside borders / a frame of the grey (h, w)
+    array ``a`` (ends exclusive; the whole array when there is nothing to trim)."""
+    t, b, l, r = 0, a.shape[0], 0, a.shape[1]
+    for _ in range(iterations):
+        t2, b2, l2, r2 = _side_trim(a[t:b, l:r])
+        t, b, l, r = t + t2, t + b2, l + l2, l + r2
+        box = _blob_box(a[t:b, l:r])
+        if box is None or box == (0, b - t, 0, r - l):
+            break
+        y0, y1, x0, x1 = box
+        t, b, l, r = t + y0, t + y1, l + x0, l + x1
+    return t, b, l, r
+
+
+def _windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) of the crop windows of an h x w view: each of ``WINDOW_SCALES``
+    at 3 x 3 anchors (top/middle/bottom x left/centre/right)."""
+    out = []
+    for s in WINDOW_SCALES:
+        hh, ww = round(h * s), round(w * s)
+        for oy in (0.0, 0.5, 1.0):
+            for ox in (0.0, 0.5, 1.0):
+                y0, x0 = round((h - hh) * oy), round((w - ww) * ox)
+                out.append((y0, y0 + hh, x0, x0 + ww))
+    return out
+
+
+_ODD = (-1.0) ** np.arange(16)  # a horizontal flip negates the odd horizontal DCT frequencies
+#: rows 0..15 of the unnormalised 64-point DCT-II: X[k] = 2 sum_n x[n] cos(pi k (2n+1) / 128)
+_DCT16 = 2 * np.cos(np.pi * np.arange(16)[:, None] * (2 * np.arange(64)[None, :] + 1) / 128)
+
+
+@lru_cache(maxsize=1024)
+def _proj(n: int) -> np.ndarray:
+    """(16, n) float64: area-average resampling of n samples to 64, then the 16 lowest DCT-II
+    rows; ``_proj(h) @ view @ _proj(w).T`` is the (16, 16) low-frequency DCT block of the view
+    resized to 64x64 with a box filter."""
+    edges = np.arange(65) * n / 64
+    r = np.zeros((64, n))
+    for i in range(64):
+        a, b = edges[i], edges[i + 1]
+        for j in range(int(a), min(n, int(np.ceil(b)))):
+            r[i, j] = min(b, j + 1) - max(a, j)
+        r[i] /= b - a
+    out = _DCT16 @ r
+    out.setflags(write=False)
+    return out
+
+
+def _dct64(view: np.ndarray) -> np.ndarray:
+    """(16, 16) low-frequency block of the 64x64 DCT-II of a grey (h, w) view."""
+    return _proj(view.shape[0]) @ view @ _proj(view.shape[1]).T
+
+
+def _bits_batch(blocks: np.ndarray) -> np.ndarray:
+    """(n, k, k) DCT blocks -> (n, k*k/8) uint8: bits "coefficient > the block's median"
+    (row-major, numpy.packbits order, as imagehash)."""
+    flat = blocks.reshape(len(blocks), -1)
+    return np.packbits(flat > np.median(flat, axis=1, keepdims=True), axis=1)
+
+
+def fingerprint(image: Image.Image) -> Fingerprint:
+    """Fingerprint a decoded Pillow image (any mode; RGB as :mod:`modbot.decode` gives).
+
+    Cost: ~2-4 ms for a ~1000 px image on one core (bench). Raises :class:`FingerprintError`
+    for a non-image or an image under 8x8 px.
+    """
+    a = _grey_work(image)
+    t, b, l, r = content_box(a)
+    c = a[t:b, l:r]
+    views = [a, c] + [c[y0:y1, x0:x1] for y0, y1, x0, x1 in _windows(*c.shape)]
+    blocks = np.stack([_dct64(v) for v in views])
+    blocks = np.concatenate([blocks, blocks[:N_QUERY_VIEWS] * _ODD[None, None, :]])  # + mirrored
+    fine = _bits_batch(blocks)               # (V + 2, 32)
+    coarse = _bits_batch(blocks[:, :8, :8])  # (V + 2, 8)
+    n = len(views)
+    return Fingerprint(fine[:n].tobytes(), coarse[:n].tobytes(), fine[n:].tobytes(),
+                       coarse[n:].tobytes())
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit distance along the last axis of two broadcastable uint8 arrays (int64)."""
+    return _POP[np.bitwise_xor(a, b)].sum(-1, dtype=np.int64)
+
+
+def distance(a: Fingerprint, b: Fingerprint) -> int:
+    """Smallest fine distance (bits of 256) between a query view of ``a`` (whole, content and,
+    when present, mirrored) and any stored view of ``b``. Not symmetric: ``distance(query,
+    stored)``."""
+    qf, _, _ = a.query_views()
+    return int(hamming(qf[:, None, :], b.fine_array()[None, :, :]).min())
+
+
+def similarity(a: Fingerprint, b: Fingerprint) -> float:
+    """``1 - distance(a, b) / 256``, in [0, 1]."""
+    return 1.0 - distance(a, b) / FINE_BITS
