@@ -54,7 +54,7 @@ def write_config(path: Path, url: str, workdir: Path, model_dir: str, per_minute
         reddit={"poll_interval": poll_interval, "request_timeout": 3.0,
                 "requests_per_minute": per_minute,
                 "user_agent": "python:modbot-api-budget-bench:0.1.0 (by /u/modbot-sandbox)"},
-        judge={"default_threshold": 0.0}, daemon={"retry_base_s": 5.0, "max_attempts": 3}),
+        judge={"thresholds": {m: 0.5 for m in ("digital", "painting", "drawing", "photography", "sculpture")}}, daemon={"retry_base_s": 5.0, "max_attempts": 3}),
         encoding="utf-8")
 
 

@@ -59,7 +59,7 @@ def write_config(path: Path, url: str, workdir: Path, model_dir: str) -> None:
     path.write_text(run_config_toml(
         url, workdir, model_dir=model_dir,
         reddit={"user_agent": "python:modbot-crash-bench:0.1.0 (by /u/modbot-sandbox)"},
-        judge={"default_threshold": 0.0}), encoding="utf-8")
+        judge={"thresholds": {m: 0.5 for m in ("digital", "painting", "drawing", "photography", "sculpture")}}), encoding="utf-8")
 
 
 def daemon_env(server: Any, notify: NotifySocket) -> dict[str, str]:

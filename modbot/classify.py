@@ -172,7 +172,23 @@ def read_labels(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if tflite is not None and not isinstance(tflite, dict):
         raise ModelError(f"{path}: 'tflite' must be an object, got {tflite!r}")
     return {**data, "labels": tuple(labels), "version": version, "input_size": (size[0], size[1]),
-            "temperature": float(temperature), "tflite": tflite}
+            "temperature": float(temperature), "tflite": tflite,
+            "flag_thresholds": _flag_thresholds(path, data.get("judge"), labels)}
+
+
+def _flag_thresholds(path: Path, judge: Any, labels: Sequence[str]) -> dict[str, float]:
+    """The model's judge thresholds from ``labels.json`` ``judge`` (``{medium: probability}``;
+    other keys such as ``rule`` are descriptions). Raises ``ModelError`` for a value outside
+    0–1 or a medium that is not a label."""
+    if judge is None:
+        return {}
+    if not isinstance(judge, dict):
+        raise ModelError(f"{path}: 'judge' must be an object, got {judge!r}")
+    found = {k: v for k, v in judge.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for medium, value in found.items():
+        if medium not in labels or not 0.0 <= float(value) <= 1.0:
+            raise ModelError(f"{path}: judge threshold {medium} = {value!r} (a label = 0-1)")
+    return {k: float(v) for k, v in found.items()}
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -368,7 +384,8 @@ class LiteRTClassifier:
         every label to a Python ``float``, each mapping sums to 1 (up to float rounding)."""
         return [
             Prediction(probabilities={label: float(p) for label, p in zip(self.labels, row)},
-                       model_version=self.version)
+                       model_version=self.version,
+                       flag_thresholds=self.meta.get("flag_thresholds", {}))
             for row in self.predict_proba(images)
         ]
 

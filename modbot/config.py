@@ -18,6 +18,7 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -90,14 +91,22 @@ class ImagesConfig:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """``[judge]``: confidence thresholds (probability, 0–1) below which a verdict is uncertain."""
+    """``[judge]``: when a post is flagged — the probability of its stated medium (0–1) below
+    which it is a ``mismatch`` — and the false-flag budget thresholds are fitted to."""
 
     default_threshold: float = _default("judge", "default_threshold")
     thresholds: dict[str, float] = _default("judge", "thresholds")
+    false_flag_budget: float = _default("judge", "false_flag_budget")
 
-    def threshold_for(self, medium: str) -> float:
-        """The threshold for ``medium``: its own entry, else ``default_threshold``."""
-        return float(self.thresholds.get(medium, self.default_threshold))
+    def threshold_for(self, medium: str, model_thresholds: Mapping[str, float] | None = None) -> float:
+        """The flag threshold for a post stating ``medium``: this config's own entry, else the
+        model's fitted one (``model_thresholds``, from its ``labels.json``), else
+        ``default_threshold``."""
+        if medium in self.thresholds:
+            return float(self.thresholds[medium])
+        if model_thresholds and medium in model_thresholds:
+            return float(model_thresholds[medium])
+        return float(self.default_threshold)
 
 
 @dataclass(frozen=True)
@@ -409,6 +418,7 @@ def _check_images(config: Config) -> None:
 def _check_judge(config: Config) -> None:
     j = config.judge
     _share("judge", "default_threshold", j.default_threshold)
+    _share("judge", "false_flag_budget", j.false_flag_budget)
     _media("judge", "thresholds", j.thresholds)
     for medium, value in j.thresholds.items():
         _share("judge", f"thresholds.{medium}", value)

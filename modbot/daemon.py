@@ -139,7 +139,7 @@ class Pipeline:
         self.store.record_predictions(post.fullname, image_ids, predictions)
 
         # judge
-        verdict = judge(stated.medium, predictions, threshold_for=self.config.judge.threshold_for)
+        verdict = judge(stated.medium, predictions, flag_below=self.config.judge.threshold_for)
         self.store.record_verdict(post.fullname, verdict, model_version=model_version,
                                   n_images=len(images))
         run.facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,

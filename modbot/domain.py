@@ -99,11 +99,15 @@ class Prediction:
     """The classifier's output for one image.
 
     ``probabilities`` maps each label of the model to a probability (float in [0, 1], summing
-    to 1); ``model_version`` names the model that produced it.
+    to 1); ``model_version`` names the model that produced it; ``flag_thresholds`` are that
+    model's own judge thresholds (``labels.json`` ``judge``: flag a post when the probability of
+    its stated medium is below them, fitted on validation data to a false-flag budget), empty
+    when the model has none.
     """
 
     probabilities: Mapping[str, float]
     model_version: str
+    flag_thresholds: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def top(self) -> tuple[str, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from modbot.domain import UNKNOWN, Prediction, Verdict, VerdictKind
 
@@ -28,18 +28,22 @@ def judge(
     stated: str,
     predictions: Sequence[Prediction],
     *,
-    threshold_for: Callable[[str], float],
+    flag_below: Callable[[str, Mapping[str, float]], float],
 ) -> Verdict:
     """Decide ``match``, ``mismatch``, ``uncertain`` or ``not_judged`` for one submission.
 
     - ``stated``: the canonical stated medium (``unknown`` if none).
     - ``predictions``: one per image (a gallery has several); combined with :func:`combine`.
-    - ``threshold_for(medium) -> probability``: the confidence the predicted medium needs.
+    - ``flag_below(stated, model_thresholds) -> probability``: the threshold for the stated
+      medium (``[judge]`` in the config, else the model's own fitted ``flag_thresholds``).
 
-    Rules, in order: no predictions → ``not_judged``; stated ``unknown`` → ``not_judged``; stated
-    medium not among the model's labels (e.g. ``ink`` for a model without an ink class) →
-    ``not_judged``; top combined probability below the predicted medium's threshold →
-    ``uncertain``; top medium equals stated → ``match``; otherwise ``mismatch``.
+    A post is flagged when the stated medium is *improbable*, not merely when another medium
+    ranks first — the model is often torn between two media, and a moderation bot must be
+    quiet then. Rules, in order: no predictions → ``not_judged``; stated ``unknown`` →
+    ``not_judged``; stated medium not among the model's labels (``ink``, ``mixed_media`` …) →
+    ``not_judged``; probability of the stated medium below its threshold → ``mismatch``; the
+    most probable medium is the stated one → ``match``; otherwise ``uncertain`` (another medium
+    ranks first, but the stated one stays plausible).
     """
     if not predictions:
         return Verdict(VerdictKind.NOT_JUDGED, stated, None, None, "no image could be classified")
@@ -51,11 +55,14 @@ def judge(
     if stated not in probs:
         return Verdict(VerdictKind.NOT_JUDGED, stated, predicted, confidence,
                        f"stated medium {stated!r} is not a class of the model")
-    threshold = threshold_for(predicted)
-    if confidence < threshold:
-        return Verdict(VerdictKind.UNCERTAIN, stated, predicted, confidence,
-                       f"top probability {confidence:.2f} < threshold {threshold:.2f} for {predicted}")
+    threshold = flag_below(stated, predictions[0].flag_thresholds)
+    p_stated = probs[stated]
+    if p_stated < threshold:
+        return Verdict(VerdictKind.MISMATCH, stated, predicted, confidence,
+                       f"looks like {predicted} ({confidence:.0%}); {stated} only {p_stated:.1%} "
+                       f"< {threshold:.1%}")
     if predicted == stated:
         return Verdict(VerdictKind.MATCH, stated, predicted, confidence, "model agrees")
-    return Verdict(VerdictKind.MISMATCH, stated, predicted, confidence,
-                   f"looks like {predicted} ({confidence:.0%}), stated {stated}")
+    return Verdict(VerdictKind.UNCERTAIN, stated, predicted, confidence,
+                   f"{predicted} ranks first ({confidence:.0%}), but {stated} stays plausible "
+                   f"({p_stated:.1%} >= {threshold:.1%})")

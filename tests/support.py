@@ -280,3 +280,9 @@ def drain_stream(stream, max_nones: int = 3) -> list:
         nones = 0
         out.append(item)
     return out
+
+
+#: ``[judge]`` settings that flag every post whose stated medium the model does not prefer
+#: (p(stated) < 0.5): many actions, for tests about acting rather than judging.
+FLAG_EVERY_DISAGREEMENT = {"thresholds": {m: 0.5 for m in ("digital", "painting", "drawing",
+                                                          "photography", "sculpture")}}

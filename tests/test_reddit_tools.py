@@ -11,7 +11,7 @@ from pathlib import Path
 
 import praw
 import pytest
-from support import StubClassifier, all_final, fast_daemon, image_post, run_until, sandbox_reddit
+from support import FLAG_EVERY_DISAGREEMENT, StubClassifier, all_final, fast_daemon, image_post, run_until, sandbox_reddit
 
 from modbot.config import Config
 from modbot.digest import DigestJob, compose, report_day, send_digest
@@ -371,7 +371,7 @@ def test_kill_9_and_restart_never_doubles_notes_removals_or_digests(tmp_path):
              image_post("kil003", "good.jpg", title="Field, me, graphite drawing, 2022")]
     with SandboxServer(posts, {"good.jpg": GOOD}, released=3) as server:
         config = write_run_config(tmp_path / "modbot.toml", server, tmp_path, act=True,
-                                  judge={"default_threshold": 0.0},
+                                  judge=FLAG_EVERY_DISAGREEMENT,
                                   actions={**TOOLS, "remove_threshold": 0.0},
                                   digest={"digest": "on"})
         db = tmp_path / "modbot.db"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import (REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
+from support import (FLAG_EVERY_DISAGREEMENT, REPO, NotifySocket, image_post, modbot_run_cmd, run_env,
                     write_run_config)
 
 from modbot.sandbox.server import SandboxServer
@@ -62,7 +62,7 @@ def test_faulty_run_leaks_no_secret(tmp_path):
         server.add_fault(r"/api/report", 429, headers={"retry-after": "0.5"}, times=1)
         server.add_fault(r"^/i/flaky\.jpg$", 503, times=1)
         config = write_run_config(tmp_path / "modbot.toml", server, tmp_path, act=True,
-                                  judge={"default_threshold": 0.0})
+                                  judge=FLAG_EVERY_DISAGREEMENT)
         notify = NotifySocket(tmp_path)
         proc = subprocess.Popen(modbot_run_cmd(config, "--log-level", "DEBUG"), cwd=str(REPO),
                                 env=run_env(server, notify=notify),

@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
+from modbot.cli.common import config_path
 from modbot.cli.text import plain, printable
+from modbot.config import load_config
 from modbot.ml.evaluate import classify_sources, count_images, evaluate_tree
 
 
@@ -44,6 +46,7 @@ def _print_result(result: dict[str, Any]) -> None:
         for label, row in zip(labels, result["confusion"]["matrix"]):
             t.add_row(label, *(str(v) for v in row))
         console.print(t)
+    _print_flags(result.get("flags"), console)
     for medium, info in result["unknown_media"].items():
         predicted = ", ".join(f"{plain(k)} {v}" for k, v in info["predicted"].items())
         console.print(f"Medium [bold]{plain(medium)}[/bold] is unknown to the model: {info['n_images']} images "
@@ -57,6 +60,22 @@ def _print_result(result: dict[str, Any]) -> None:
             console.print(f"  {printable(item['path'])}: {printable(item['error'])}", markup=False)
         if len(result["unreadable"]) > 20:
             console.print(f"  … and {len(result['unreadable']) - 20} more")
+
+
+def _print_flags(flags: dict[str, Any] | None, console: Any) -> None:
+    """The judge's figures on this tree: each image posted once with its true medium stated
+    and once with each other medium."""
+    if not flags or not flags["counts"]["correct"]:
+        return
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.1%}"
+
+    c = flags["counts"]
+    console.print(f"Judge: false flags {pct(flags['false_flag_rate'])} of {c['correct']} correctly "
+                  f"stated posts, catch rate {pct(flags['catch_rate'])} of {c['misstated']} "
+                  f"mis-stated posts, uncertain {pct(flags['uncertain_rate'])}; thresholds "
+                  + ", ".join(f"{m} {t:.3f}" for m, t in flags["thresholds"].items()))
 
 
 def _load(model_dir: str | None, backend: str) -> Any:
@@ -87,7 +106,9 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
     matrix. Media folders the model does not know are reported (with what it predicted), not
     scored; unreadable images are listed and skipped. JSON keys: accuracy, macro_f1, per_class,
     confusion {labels, matrix}, n_images, ece, unknown_media, ignored_folders, unreadable,
-    model_version.
+    model_version, flags {false_flag_rate, catch_rate, uncertain_rate, thresholds, counts}: every
+    image posted once stating its true medium and once stating each other medium, judged under
+    the configured ``[judge]`` (with the model's own fitted thresholds).
 
     Exit status 1 (with a message) when no image could be scored: no folder of a medium the
     model knows, or no readable image in them.
@@ -107,7 +128,8 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
     with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("classify", total=total)
-        result = evaluate_tree(data_dir, classifier, progress=lambda n: bar.advance(task, n))
+        result = evaluate_tree(data_dir, classifier, progress=lambda n: bar.advance(task, n),
+                               flag_below=load_config(config_path(click.get_current_context())).judge.threshold_for)
     if plot_path:
         from modbot.cli.plots import plot_confusion  # imports matplotlib
 

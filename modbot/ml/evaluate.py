@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ from PIL import Image
 
 from modbot.classify import preprocess
 from modbot.decode import open_image
-from modbot.domain import MEDIA, ImageRef
+from modbot.config import Config
+from modbot.domain import MEDIA, ImageRef, Prediction, VerdictKind
 from modbot.errors import ImageError
 from modbot.fsutil import image_files
+from modbot.judge import judge
 from modbot.ml.metrics import classification_report, expected_calibration_error
 
 #: Images per forward pass while evaluating.
@@ -116,12 +118,50 @@ class _Tally:
         return rep, expected_calibration_error(np.array(self.probs_known), y)
 
 
+def flag_rates(probs: Sequence[Sequence[float]], truth: Sequence[str], labels: Sequence[str],
+               flag_below: Callable[[str, Mapping[str, float]], float],
+               fitted: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """How the judge would treat posts of these images (:func:`modbot.judge.judge`).
+
+    Every image (``probs`` row: calibrated probabilities over ``labels``; ``truth``: its true
+    medium, one of ``labels``) is "posted" once stating its true medium and once stating each
+    other medium; ``flag_below`` is the configured threshold function (``[judge]``), ``fitted``
+    the model's own thresholds. Returns ``{"false_flag_rate"`` (share of correctly stated posts
+    flagged), ``"catch_rate"`` (share of mis-stated posts flagged), ``"uncertain_rate"`` (share
+    of correctly stated posts left ``uncertain``), ``"thresholds"`` ({medium: threshold used}),
+    ``"counts"``: {correct, false_flags, uncertain, misstated, caught}}``; rates are None when
+    there is nothing to divide by.
+    """
+    fitted = dict(fitted or {})
+    counts = {"correct": 0, "false_flags": 0, "uncertain": 0, "misstated": 0, "caught": 0}
+    for row, true in zip(probs, truth):
+        pred = [Prediction(dict(zip(labels, map(float, row))), "eval", flag_thresholds=fitted)]
+        for stated in labels:
+            kind = judge(stated, pred, flag_below=flag_below).kind
+            if stated == true:
+                counts["correct"] += 1
+                counts["false_flags"] += kind is VerdictKind.MISMATCH
+                counts["uncertain"] += kind is VerdictKind.UNCERTAIN
+            else:
+                counts["misstated"] += 1
+                counts["caught"] += kind is VerdictKind.MISMATCH
+
+    def rate(num: int, den: int) -> float | None:
+        return num / den if den else None
+
+    return {"false_flag_rate": rate(counts["false_flags"], counts["correct"]),
+            "catch_rate": rate(counts["caught"], counts["misstated"]),
+            "uncertain_rate": rate(counts["uncertain"], counts["correct"]),
+            "thresholds": {m: flag_below(m, fitted) for m in labels}, "counts": counts}
+
+
 def evaluate_tree(
     root: str | os.PathLike[str],
     classifier: Any,
     *,
     batch_size: int = EVAL_BATCH,
     progress: Callable[[int], None] | None = None,
+    flag_below: Callable[[str, Mapping[str, float]], float] | None = None,
 ) -> dict[str, Any]:
     """Classify every image of an evaluation tree and score the predictions.
 
@@ -136,8 +176,11 @@ def evaluate_tree(
     {precision, recall, f1, support}}, "confusion": {"labels", "matrix"} (rows = true, columns
     = predicted), "ece" (15-bin expected calibration error of the served, calibrated
     probabilities), "unknown_media": {medium: {"n_images", "predicted": {label: n}}},
-    "ignored_folders": [...], "unreadable": [{"path", "error"}]}``. ``n_images`` counts the
-    scored images (known media, readable). Metrics are ``None`` when nothing was scored.
+    "ignored_folders": [...], "unreadable": [{"path", "error"}], "flags": see
+    :func:`flag_rates`}`` — the judge's false-flag and catch rates under ``flag_below`` (the
+    configured ``[judge]``; default: the packaged defaults with the model's own thresholds).
+    ``n_images`` counts the scored images (known media, readable). Metrics are ``None`` when
+    nothing was scored.
     Raises ``NotADirectoryError`` if ``root`` is not a folder.
     """
     root = Path(root)
@@ -169,6 +212,9 @@ def evaluate_tree(
                           for m, c in tally.unknown.items()},
         "ignored_folders": scan.ignored,
         "unreadable": unreadable,
+        "flags": flag_rates(tally.probs_known, tally.y_true, classifier.labels,
+                            flag_below or Config().judge.threshold_for,
+                            getattr(classifier, "meta", {}).get("flag_thresholds", {})),
     }
 
 

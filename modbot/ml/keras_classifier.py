@@ -148,6 +148,7 @@ class KerasClassifier:
             Prediction(
                 probabilities={label: float(p) for label, p in zip(self.labels, row)},
                 model_version=self.version,
+                flag_thresholds=self.meta.get("flag_thresholds", {}),
             )
             for row in self.predict_proba(images)
         ]

@@ -119,3 +119,30 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
+
+
+def fit_flag_thresholds(probs: np.ndarray, y: np.ndarray, labels: Sequence[str],
+                        budget: float) -> dict[str, float]:
+    """Judge thresholds fitted to a false-flag budget, one per medium.
+
+    ``probs``: calibrated probabilities, float ``(N, K)``; ``y``: true label indices, int
+    ``(N,)``; ``budget``: the share (0–1) of correctly stated posts of each medium that may be
+    flagged. For medium ``m`` the threshold is the ``budget``-quantile (``method="lower"``) of
+    ``p_m`` over the images whose true medium is ``m``: a post stating ``m`` is flagged when
+    ``p_m`` falls below it (:func:`modbot.judge.judge`). With fewer than ``1/budget`` images of
+    a medium this is their lowest probability (no validation image would be flagged). A medium
+    without images gets no threshold. Raises ``ValueError`` for mismatched shapes or a budget
+    outside 0–1.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y)
+    if probs.ndim != 2 or probs.shape != (len(y), len(labels)):
+        raise ValueError(f"probs {probs.shape} does not match y ({len(y)},) and {len(labels)} labels")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"budget must be 0-1, got {budget}")
+    fitted: dict[str, float] = {}
+    for k, medium in enumerate(labels):
+        own = probs[y == k, k]
+        if own.size:
+            fitted[medium] = float(np.quantile(own, budget, method="lower"))
+    return fitted

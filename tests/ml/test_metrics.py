@@ -66,3 +66,38 @@ def test_metrics_import_no_tensorflow() -> None:
             "print('TF' if 'tensorflow' in sys.modules else 'NO_TF')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "NO_TF", proc.stderr[-2000:]
+
+
+def test_fit_flag_thresholds_keep_false_flags_within_the_budget():
+    import numpy as np
+
+    from modbot.ml.metrics import fit_flag_thresholds
+
+    rng = np.random.default_rng(0)
+    labels = ("digital", "painting")
+    y = np.array([0] * 200 + [1] * 200)
+    p_true = np.concatenate([rng.uniform(0.3, 1.0, 200), rng.uniform(0.05, 1.0, 200)])
+    probs = np.zeros((400, 2))
+    probs[np.arange(400), y] = p_true
+    probs[np.arange(400), 1 - y] = 1 - p_true
+    fitted = fit_flag_thresholds(probs, y, labels, 0.02)
+    for k, medium in enumerate(labels):
+        own = probs[y == k, k]
+        assert (own < fitted[medium]).mean() <= 0.02  # within the budget ...
+        assert (own <= fitted[medium]).mean() > 0.0   # ... and not trivially zero
+    assert fit_flag_thresholds(probs[:200], y[:200], labels, 0.02).keys() == {"digital"}
+
+
+def test_flag_rates_count_false_flags_catches_and_uncertain_posts():
+    from modbot.ml.evaluate import flag_rates
+
+    labels = ("digital", "painting", "photography")
+    probs = [[0.9, 0.08, 0.02],   # a clear digital image
+             [0.5, 0.45, 0.05],   # torn between digital and painting; truly painting
+             [0.01, 0.04, 0.95]]  # a clear photo, truly digital (the model is wrong)
+    truth = ["digital", "painting", "digital"]
+    rates = flag_rates(probs, truth, labels, lambda m, fitted: 0.03)
+    c = rates["counts"]
+    assert c == {"correct": 3, "false_flags": 1, "uncertain": 1, "misstated": 6, "caught": 1}
+    assert rates["false_flag_rate"] == 1 / 3 and rates["catch_rate"] == 1 / 6
+    assert rates["thresholds"] == {"digital": 0.03, "painting": 0.03, "photography": 0.03}
