@@ -41,8 +41,18 @@ def run_config_toml(server_url: str, workdir: Path, *, act: bool = True, model_d
     lines = []
     for section, values in conf.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value: strings, numbers and booleans as JSON writes them (valid TOML too), lists
+    as arrays, dicts as inline tables."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def run_env(server: Any, *, notify: NotifySocket | None = None, praw_ini_dir: Path,
