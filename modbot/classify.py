@@ -178,16 +178,17 @@ def read_labels(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _flag_thresholds(path: Path, judge: Any, labels: Sequence[str]) -> dict[str, float]:
     """The model's judge thresholds from ``labels.json`` ``judge`` (``{medium: probability}``;
-    other keys such as ``rule`` are descriptions). Raises ``ModelError`` for a value outside
-    0–1 or a medium that is not a label."""
+    other keys such as ``rule`` are descriptions, and media that are not labels are ignored).
+    Raises ``ModelError`` for a value outside 0–1."""
     if judge is None:
         return {}
     if not isinstance(judge, dict):
         raise ModelError(f"{path}: 'judge' must be an object, got {judge!r}")
-    found = {k: v for k, v in judge.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    found = {k: v for k, v in judge.items()
+             if k in labels and isinstance(v, int | float) and not isinstance(v, bool)}
     for medium, value in found.items():
-        if medium not in labels or not 0.0 <= float(value) <= 1.0:
-            raise ModelError(f"{path}: judge threshold {medium} = {value!r} (a label = 0-1)")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ModelError(f"{path}: judge threshold {medium} = {value!r} (must be 0-1)")
     return {k: float(v) for k, v in found.items()}
 
 

@@ -260,24 +260,26 @@ class RepostStage:
         Returns it, or None when nothing earlier matched or ``config.enabled`` is false."""
         if not config.enabled or not images:
             return None
-        own: dict[int, int] = {}  # fingerprint row id -> position
         fps: list[tuple[int, Fingerprint]] = []
         for position, image in enumerate(images):
             try:
-                fp = fingerprint(image.rgb)
+                fps.append((position, fingerprint(image.rgb)))
             except FingerprintError as exc:
                 log.warning("fingerprint_failed", fullname=post.fullname, position=position,
                             error=str(exc))
-                continue
-            row_id = save_fingerprint(self.db, {**post_fields(post), "source": "daemon",
-                                                "position": position, "sha256": image.sha256,
-                                                "fp": fp.to_blob()})
-            own[row_id] = position
-            fps.append((position, fp))
         if not fps:
             return None
-        finding = self._find(post, fps, min(own), config)
-        record_findings(self.db, post, finding)
+        fields = post_fields(post)
+        try:
+            with write_transaction(self.db):  # one commit for the post's rows
+                own = [save_fingerprint(self.db, {**fields, "source": "daemon", "position": p,
+                                                  "sha256": images[p].sha256, "fp": fp.to_blob()})
+                       for p, fp in fps]
+                finding = self._find(post, fps, min(own), config)
+                record_findings(self.db, post, finding)
+        except BaseException:
+            self._index, self._last_id = None, 0  # it may hold rows rolled back: rebuild
+            raise
         return finding
 
     def _find(self, post: Post, fps: list[tuple[int, Fingerprint]], first_own_id: int,

@@ -301,6 +301,46 @@ def _backlog_end(backlog: _Backlog, posts: list[Post]) -> BacklogEnd:
                       reason="listing_end" if backlog.after is None else "page_limit")
 
 
+def _finish_backlog(backlog: _Backlog, seen: collections.OrderedDict[str, None],
+                    is_recorded: Callable[[str], bool],
+                    on_backlog_end: Callable[[BacklogEnd], None] | None,
+                    ) -> tuple[list[Post], str | None]:
+    """The cold start's posts to yield (unrecorded, oldest first) and the fullname to poll
+    ``before`` (the newest listed); tells ``on_backlog_end`` when no recorded post was met."""
+    listed = _unseen_posts(backlog.children, seen)
+    log.info("backlog_read", pages=backlog.pages, posts=len(listed),
+             met_recorded=backlog.met_recorded)
+    if not backlog.met_recorded and on_backlog_end is not None:
+        on_backlog_end(_backlog_end(backlog, listed))
+    before = listed[-1].fullname if listed else None
+    return [p for p in listed if not is_recorded(p.fullname)], before
+
+
+def _poll_params(backlog: _Backlog | None, before: str | None,
+                 without_before: int) -> dict[str, Any]:
+    """Query of the next ``/new`` request: a backlog page (``after``), a poll for what is newer
+    than ``before``, or (no ``before``) the newest page with ``limit`` varied by a few."""
+    if backlog is not None:
+        return {"limit": PAGE_LIMIT, **({"after": backlog.after} if backlog.after else {})}
+    if before is not None:
+        return {"limit": PAGE_LIMIT, "before": before}
+    return {"limit": PAGE_LIMIT - without_before}
+
+
+def _stream_error(exc: Exception, failures: int, base_s: float, max_s: float) -> float:
+    """Log a failed poll (``stream_error``) and return the backoff (seconds) after
+    ``failures`` consecutive ones; a fatal error (:func:`is_fatal`) is logged as
+    ``stream_fatal`` and raised."""
+    if is_fatal(exc):
+        log.error("stream_fatal", error_type=type(exc).__name__, error=str(exc)[:300])
+        raise exc
+    wait = min(max_s, base_s * 2 ** (failures - 1))
+    log.warning("stream_error", error_type=type(exc).__name__, error=str(exc)[:300],
+                retry_after_s=getattr(exc, "retry_after", None),
+                consecutive_failures=failures, backoff_s=wait)
+    return wait
+
+
 def stream_posts(
     reddit: Any,
     subreddits: str,
@@ -332,11 +372,10 @@ def stream_posts(
     at once; after a short page the stream yields ``None`` (an idle point: retries, watchdog,
     stop checks) and waits ``poll_interval`` seconds.
 
-    An error (network, 5xx, 429, malformed JSON, a response that is not a Listing) is logged as
-    ``stream_error``, passed to ``on_error``, yields ``None`` and is followed by
-    ``backoff_base_s · 2^(k-1)`` seconds (at most ``backoff_max_s``) after ``k`` consecutive
-    failures; a cold start resumes from the page it was reading. All waits end at once when
-    ``stop`` is set. Fatal errors (:func:`is_fatal`) are logged as ``stream_fatal`` and raised.
+    An error (network, 5xx, 429, malformed JSON, not a Listing) is logged (``stream_error``),
+    passed to ``on_error``, yields ``None`` and is followed by ``backoff_base_s · 2^(k-1)`` s (at
+    most ``backoff_max_s``) after ``k`` consecutive failures; a cold start resumes at its page.
+    Waits end at once when ``stop`` is set. Fatal errors (:func:`is_fatal`) are raised.
     """
     path = f"r/{subreddits}/new"
     seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -345,14 +384,8 @@ def stream_posts(
     without_before = 0
     failures = 0
     while not stop.is_set():
-        params: dict[str, Any] = {"limit": PAGE_LIMIT}
-        if backlog is not None:
-            if backlog.after is not None:
-                params["after"] = backlog.after
-        elif before is not None:
-            params["before"] = before
-        else:
-            params["limit"] = PAGE_LIMIT - without_before
+        params = _poll_params(backlog, before, without_before)
+        if backlog is None and before is None:
             without_before = (without_before + 1) % 30
         try:
             payload = reddit.request(method="GET", path=path, params=params)
@@ -362,14 +395,8 @@ def stream_posts(
         except Exception as exc:  # praw/prawcore/requests raise many types; see is_fatal
             if stop.is_set():
                 return
-            if is_fatal(exc):
-                log.error("stream_fatal", error_type=type(exc).__name__, error=str(exc)[:300])
-                raise
             failures += 1
-            wait = min(backoff_max_s, backoff_base_s * 2 ** (failures - 1))
-            log.warning("stream_error", error_type=type(exc).__name__, error=str(exc)[:300],
-                        retry_after_s=getattr(exc, "retry_after", None),
-                        consecutive_failures=failures, backoff_s=wait)
+            wait = _stream_error(exc, failures, backoff_base_s, backoff_max_s)
             if on_error is not None:
                 on_error(exc)
             yield None
@@ -380,15 +407,8 @@ def stream_posts(
         if backlog is not None and is_recorded is not None:
             if not _read_backlog_page(backlog, payload, children, is_recorded):
                 continue
-            new = _unseen_posts(backlog.children, seen)
-            log.info("backlog_read", pages=backlog.pages, posts=len(new),
-                     met_recorded=backlog.met_recorded)
-            if not backlog.met_recorded and on_backlog_end is not None:
-                on_backlog_end(_backlog_end(backlog, new))
-            full = False
-            backlog = None
-            before = new[-1].fullname if new else None
-            new = [p for p in new if not is_recorded(p.fullname)]
+            new, before = _finish_backlog(backlog, seen, is_recorded, on_backlog_end)
+            full, backlog = False, None
         else:
             new = _unseen_posts(children, seen)
             full = len(new) >= params["limit"]

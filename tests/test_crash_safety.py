@@ -21,7 +21,7 @@ def test_sigkill_at_random_points_never_loses_or_doubles(tmp_path):
     assert sum(result["writes_received"].values()) >= 10, result
     assert result["duplicate_actions"] == 0, result
     assert result["missing"] == 0 and result["extra_rows"] == 0, result
-    assert result["recorded"] == result["released"] == 42, result
+    assert result["recorded"] == result["released"] == 50, result
     assert result["unrecorded_writes"] == 0, result
     assert result["integrity"] == "ok", result
     assert result["final_exit"] == 0, result

@@ -177,3 +177,34 @@ def test_review_report_and_similar_show_the_finding(server, tmp_path):
     assert [r["submission"] for r in json.loads(by_url.output)] == ["t3_unre01"]
     blocked = runner.invoke(main, ["similar", "--db", db, url])  # loopback refused by the guard
     assert blocked.exit_code == 1 and "Error" in blocked.output
+
+
+def test_a_repost_of_a_collected_post_is_found(tmp_path):
+    """``modbot collect`` fingerprints what it collects; the daemon later finds a copy of it."""
+    from support import sandbox_reddit
+
+    from modbot.images import ImageFetcher
+    from modbot.learning.collect import collect
+    from modbot.record import open_database
+
+    with SandboxServer(POSTS[:1], IMAGES, released=1) as history:
+        db = open_database(tmp_path / "modbot.db")
+        with ImageFetcher(tmp_path / "cache", allow_hosts=["127.0.0.1"]) as fetcher:
+            result = collect(sandbox_reddit(history), db, fetcher, subreddit="Art", per_medium=5,
+                             media=("painting",))
+        assert result.kept == 1
+        rows = db.execute("SELECT submission, source, author, artist FROM repost_fingerprints"
+                          ).fetchall()
+        assert [tuple(r) for r in rows] == [("t3_orig01", "collect", "alice_paints", "alice_paints")]
+        db.conn.close()
+    with SandboxServer(POSTS[1:3], IMAGES) as server:
+        server.release(2)  # made now: after the collected post
+        daemon = fast_daemon(server, tmp_path)
+        run_until(daemon, lambda: all_final(daemon, server))
+        found = findings(daemon.store.db)
+        assert list(found) == ["t3_stol01"]
+        assert found["t3_stol01"][0][:3] == ("known_original", "t3_orig01", "alice_paints")
+        source = daemon.store.db.execute(
+            "SELECT match_source FROM repost_findings WHERE submission = 't3_stol01'").fetchone()[0]
+        assert source == "collect"
+        daemon.close()

@@ -37,12 +37,13 @@ def reddit_for(server):
     return make_reddit(config, budget=fast_budget(), **creds)
 
 
-def take(stream, n_posts: int, *, max_items: int = 5000) -> list:
-    """Items of ``stream`` until ``n_posts`` posts were yielded (Nones kept, to check shape)."""
+def take(stream, n_posts: int, *, max_nones: int = 20) -> list:
+    """Items of ``stream`` until ``n_posts`` posts were yielded or ``max_nones`` idle points
+    passed (Nones kept, to check the shape)."""
     out = []
     for item in stream:
         out.append(item)
-        if sum(i is not None for i in out) >= n_posts or len(out) >= max_items:
+        if sum(i is not None for i in out) >= n_posts or out.count(None) >= max_nones:
             break
     return out
 
@@ -71,7 +72,7 @@ def test_cold_start_pages_back_to_the_oldest_and_yields_oldest_first():
 
 def test_cold_start_stops_at_a_recorded_submission_and_skips_recorded_ones():
     posts = [self_post(i) for i in range(250)]
-    recorded = {p["name"] for p in posts[:30]} | {posts[200]["name"]}
+    recorded = {p["name"] for p in posts[:30]} | {posts[40]["name"]}
     with SandboxServer(posts, {}, released=250) as server:
         stop = threading.Event()
         ends: list[BacklogEnd] = []

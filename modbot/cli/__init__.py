@@ -138,8 +138,10 @@ def demo(db_path: str, dry_run: bool, json_logs: bool | None, quiet: bool,
     """Run the real daemon against the bundled Reddit sandbox and print a summary.
 
     Starts a Reddit-compatible server on 127.0.0.1 with the sample shipped in modbot (real r/Art
-    titles and images, PACS images), streams it through praw, classifies with the shipped
-    model, records everything in SQLite and exits when every sample post is recorded.
+    titles and images, PACS images, Battle for Wesnoth digital paintings), streams it through
+    praw, classifies with the shipped model, records everything in SQLite and exits when every
+    sample post is recorded. The summary says which flags were right (the post's true medium
+    differs from the stated one) and which were false, by the sample's known truth.
     The log goes to stderr, the summary to stdout. Nothing the demo did not create is deleted:
     a non-empty directory it did not make is refused.
     """
@@ -180,12 +182,14 @@ def _print_demo_summary(result) -> None:
         for k, v in reasons.items():
             t.add_row(plain(k), str(v))
         console.print(t)
-    t = Table(title="Mismatches", title_justify="left")
-    for col in ("title", "stated", "predicted", "conf."):
+    tc = result.truth
+    flags = tc.get("flags", {})
+    t = Table(title="Mismatches (flags), checked against the sample's truth", title_justify="left")
+    for col in ("title", "stated", "predicted", "conf.", "flag"):
         t.add_column(col)
     for m in summary.mismatches(db):
         t.add_row(plain((m["title"] or "")[:48]), plain(m["stated"]), plain(m["predicted"]),
-                  f"{m['confidence']:.0%}")
+                  f"{m['confidence']:.0%}", _FLAG_WORDS.get(flags.get(m["fullname"]), "unknown"))
     console.print(t)
     t = Table(title="Agreement by stated medium", title_justify="left")
     for col in ("stated", "judged", "agree", "share"):
@@ -194,15 +198,29 @@ def _print_demo_summary(result) -> None:
         share = "-" if a.agreement is None else f"{a.agreement:.0%}"
         t.add_row(plain(a.stated), str(a.judged), str(a.matches), share)
     console.print(t)
-    tc = result.truth
-    console.print(f"Sample check: {tc['wrong_stated_flagged']} of {tc['wrong_stated']} deliberately "
-                  f"mis-stated posts flagged; {tc['false_flags']} false flags among "
-                  f"{tc['right_stated_judged']} correctly stated posts that were judged.")
+    console.print(demo_flag_line(tc))
     acts = summary.action_counts(db)
     console.print("Actions: " + (", ".join(f"{k} {v}" for k, v in acts.items()) or "none")
                   + "; sandbox received: "
                   + (", ".join(f"{k} {v}" for k, v in sorted(result.writes.items())) or "nothing"))
     console.print("Next: [bold]sqlite3 " + plain(result.database) + "[/bold] or see README for more commands.")
+
+
+#: How the Mismatches table of ``modbot demo`` names a flag's :func:`modbot.sandbox.demo.flag_truth`.
+_FLAG_WORDS = {"right": "right (mis-stated)", "false": "FALSE (stated right)",
+               "unknown": "unknown"}
+
+
+def demo_flag_line(tc: dict) -> str:
+    """The demo's one-line check of its flags against the sample's truth (``DemoResult.truth``),
+    e.g. ``flags: 5 right (mis-stated posts caught), 1 false (correctly stated posts flagged);
+    5 of 8 mis-stated posts caught; 41 correctly stated posts judged``."""
+    line = (f"Sample check, flags: {tc['right_flags']} right (mis-stated posts caught), "
+            f"{tc['false_flags']} false (correctly stated posts flagged)")
+    if tc.get("unknown_flags"):
+        line += f", {tc['unknown_flags']} on posts the sample has no truth for"
+    return (line + f"; {tc['wrong_stated_flagged']} of {tc['wrong_stated']} mis-stated posts "
+            f"caught; {tc['right_stated_judged']} correctly stated posts judged.")
 
 
 #: Exit status for an unusable configuration or rejected credentials (sysexits.h EX_CONFIG;

@@ -15,12 +15,17 @@ Sources (see :data:`modbot.sandbox.sample.SAMPLE_SOURCES`):
   ``listing_popular_hot_2026-04-13.json``, ``deleted_image_flair_ah3gqo.json``,
   ``imgur_direct_1ski1ai.json`` and ``crosspost_flair_c27k6l.json``;
 * ids, titles and times — real r/Art submissions of 2020 in ``../shared/data/rart-2020/posts.jsonl``;
-* images — PACS (Li et al., ICCV 2017) object ``giraffe`` only (held out from the shipped
-  model's training: :data:`HELD_OUT`), the 3 real r/Art images of ``../shared/data/rart-2020/images/``.
+* images — PACS (Li et al., ICCV 2017) object ``giraffe`` only (:data:`HELD_OUT`; held out by
+  the PACS-only model of issue 14 — the issue-15 model trained on 100 PACS images per
+  depiction×object, giraffe included), the 3 real r/Art images of
+  ``../shared/data/rart-2020/images/``, and 8 Battle for Wesnoth digital paintings (GPL-2+,
+  ``../shared/data/realart/digital/wesnoth__*``; :mod:`modbot.sandbox.build_wesnoth`, whose
+  licence records go to ``sample/licences.json``).
 
-Everything the build chooses is listed in the tables below, so the output is reproducible.
-Needs Pillow (to read sizes and re-encode the two ~1 MB r/Art images to at most 1024 px,
-JPEG quality 85).
+Everything the build chooses is listed in the tables below, so the output is reproducible
+(``sample/GPL-2.txt`` and ``sample/README.md`` are kept as they are). Needs Pillow (to read
+sizes, re-encode the two ~1 MB r/Art images to at most 1024 px, JPEG quality 85, and composite
+the wesnoth cut-outs).
 """
 
 from __future__ import annotations
@@ -37,12 +42,15 @@ from typing import Any
 
 from PIL import Image
 
+from modbot.sandbox.build_wesnoth import wesnoth_posts
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
 OUT_DIR = Path(__file__).resolve().parent / "sample"
 
-#: PACS objects the shipped model never trained on (model/MODEL_CARD.md: giraffe is its test
-#: object); the only ones the sample may show.
+#: PACS objects held out from the PACS-only model of issue 14 (its test object); the only ones
+#: the sample may show. The issue-15 model (model/MODEL_CARD.md) trained on a 100-per-cell PACS
+#: subset of every object, giraffe included: PACS posts here are a demonstration, not a test.
 HELD_OUT = ("giraffe",)
 
 #: PACS depiction → canonical medium (the stand-in mapping of ../shared/README.md).
@@ -132,6 +140,7 @@ class Builder:
                 self.rows[row["id"]] = row
         self.template = self._load("art_image_flair_1skex88.json")
         self.images: dict[str, bytes] = {}
+        self.licences: dict[str, dict[str, Any]] = {}
         self._pacs_next: dict[tuple[str, str], int] = {}
         self._author_n = 0
 
@@ -268,6 +277,7 @@ class Builder:
         posts.append(self.broken())
         posts.append(self.html_page())
         posts.append(self.crosspost())
+        posts.extend(wesnoth_posts(self))  # last: earlier posts keep their authors
         posts.sort(key=lambda p: (p["created_utc"], p["id"]))
         ids = [p["id"] for p in posts]
         if len(set(ids)) != len(ids):
@@ -442,12 +452,13 @@ class Builder:
 
 
 def build(shared: Path = DEFAULT_SHARED, out_dir: Path = OUT_DIR) -> tuple[int, int]:
-    """Write ``posts.json`` and ``images/`` under ``out_dir``; returns (posts, bytes written).
+    """Write ``posts.json``, ``licences.json`` and ``images/`` under ``out_dir``; returns
+    (posts, bytes written).
 
     :raises FileNotFoundError: when ``shared`` (``../shared/data``) is missing.
     """
     if not (shared / "reddit-api").is_dir():
-        raise FileNotFoundError(f"{shared} does not hold ../shared/data (reddit-api/, rart-2020/, pacs/)")
+        raise FileNotFoundError(f"{shared} does not hold ../shared/data (reddit-api/, rart-2020/, pacs/, realart/)")
     builder = Builder(shared)
     posts = builder.build()
     img_dir = out_dir / "images"
@@ -458,9 +469,10 @@ def build(shared: Path = DEFAULT_SHARED, out_dir: Path = OUT_DIR) -> tuple[int, 
     for name, data in sorted(builder.images.items()):
         (img_dir / name).write_bytes(data)
         total += len(data)
-    text = json.dumps(posts, indent=1, ensure_ascii=False) + "\n"
-    (out_dir / "posts.json").write_text(text, encoding="utf-8")
-    total += len(text.encode("utf-8"))
+    for file_name, obj in (("posts.json", posts), ("licences.json", builder.licences)):
+        text = json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=file_name != "posts.json") + "\n"
+        (out_dir / file_name).write_text(text, encoding="utf-8")
+        total += len(text.encode("utf-8"))
     return len(posts), total
 
 

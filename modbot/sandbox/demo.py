@@ -1,8 +1,11 @@
 """``modbot demo``: the real daemon, through praw, against the sandbox and the shipped sample.
 
 Nothing here is simulated except Reddit itself: the sandbox is a real HTTP server on 127.0.0.1,
-the images are real (r/Art and PACS, see ``modbot/sandbox/sample/``), the model is the shipped
-one, and the database is a real SQLite file left behind for inspection.
+the images are real (r/Art, PACS and Battle for Wesnoth digital paintings under GPL-2+, see
+``modbot/sandbox/sample/README.md``), the model is the shipped one, and the database is a real
+SQLite file left behind for inspection. Every flag is checked against the sample's truth
+(:func:`truth_check`): right when the post's true medium differs from the stated one, false
+when it does not.
 
 The demo never deletes what it did not create: it works in a directory that is new or empty,
 and marks it with :data:`MARKER` listing the database files it made there. Run again with the
@@ -27,7 +30,8 @@ MARKER = ".modbot-demo"
 
 @dataclass
 class DemoResult:
-    """What the demo did: database path, counts by status and verdict, sandbox writes."""
+    """What the demo did: database path, counts by status and verdict, sandbox writes, and the
+    comparison with the sample's truth (:func:`truth_check`: counts and ``flags``)."""
 
     database: str
     statuses: dict[str, int]
@@ -35,7 +39,7 @@ class DemoResult:
     writes: dict[str, int]
     released: int
     seconds: float
-    truth: dict[str, int]
+    truth: dict[str, Any]
 
 
 def demo_config(server_url: str, workdir: Path, *, act: bool, db_name: str = "modbot.db") -> Config:
@@ -169,22 +173,49 @@ def run_demo(workdir: str | Path, *, db_name: str = "modbot.db", act: bool = Tru
     )
 
 
-def truth_check(db: Any, posts: list[dict[str, Any]]) -> dict[str, int]:
-    """Compare verdicts with what the sample knows (``_sandbox_truth``).
+def flag_truth(truth: dict[str, Any] | None) -> str:
+    """Whether a flag (``mismatch`` verdict) on a post with this ``_sandbox_truth`` is right.
 
-    Returns counts: ``wrong_stated`` (posts whose stated medium is deliberately wrong),
-    ``wrong_stated_flagged`` (of those, judged ``mismatch``), ``right_stated_judged``
-    (correctly stated posts that got match/mismatch) and ``false_flags`` (of those, ``mismatch``).
+    ``"right"``: the post shows another medium than it states (a mis-stated post caught);
+    ``"false"``: it shows the medium it states (a correctly stated post flagged);
+    ``"unknown"``: the sample does not know (no truth record, or no true or stated medium).
+    """
+    truth = truth or {}
+    medium, stated = truth.get("medium"), truth.get("stated")
+    if medium is None or stated is None:
+        return "unknown"
+    return "right" if medium != stated else "false"
+
+
+def truth_check(db: Any, posts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compare the verdicts in ``db`` with what the sample knows (``_sandbox_truth``).
+
+    Returns counts — ``flagged`` (sample posts judged ``mismatch``), split by
+    :func:`flag_truth` into ``right_flags``, ``false_flags`` and ``unknown_flags``;
+    ``wrong_stated`` (deliberately mis-stated posts), ``wrong_stated_judged`` (of those, judged
+    match/mismatch/uncertain) and ``wrong_stated_flagged`` (of those, ``mismatch``);
+    ``right_stated_judged`` (correctly stated posts judged match/mismatch/uncertain) — and
+    ``flags``: fullname → ``"right"``/``"false"``/``"unknown"`` for every flagged post.
     """
     verdicts = dict(db.execute("SELECT submission, kind FROM verdicts").fetchall())
-    out = {"wrong_stated": 0, "wrong_stated_flagged": 0, "right_stated_judged": 0, "false_flags": 0}
+    judged = ("match", "mismatch", "uncertain")
+    out: dict[str, Any] = {k: 0 for k in (
+        "flagged", "right_flags", "false_flags", "unknown_flags", "wrong_stated",
+        "wrong_stated_judged", "wrong_stated_flagged", "right_stated_judged")}
+    flags: dict[str, str] = {}
     for post in posts:
         truth = post.get("_sandbox_truth") or {}
-        kind = verdicts.get(post.get("name") or f"t3_{post['id']}")
+        fullname = post.get("name") or f"t3_{post['id']}"
+        kind = verdicts.get(fullname)
+        if kind == "mismatch":
+            flags[fullname] = flag_truth(truth)
+            out["flagged"] += 1
+            out[flags[fullname] + "_flags"] += 1
         if truth.get("wrong_stated"):
             out["wrong_stated"] += 1
+            out["wrong_stated_judged"] += kind in judged
             out["wrong_stated_flagged"] += kind == "mismatch"
-        elif kind in ("match", "mismatch"):
+        elif kind in judged and truth.get("medium") is not None:
             out["right_stated_judged"] += 1
-            out["false_flags"] += kind == "mismatch"
+    out["flags"] = flags
     return out

@@ -1,4 +1,4 @@
-"""The demo sample shipped with modbot: 42 r/Art-style submissions and their images.
+"""The demo sample shipped with modbot: 50 r/Art-style submissions and their images.
 
 Load it with :func:`load_sample`; it reads the packaged files (``modbot/sandbox/sample/``)
 through :mod:`importlib.resources`, so it works in a fresh clone or an installed wheel, without
@@ -15,11 +15,19 @@ Each post is a Reddit ``t3`` ``data`` object whose URLs contain the placeholder 
      "wrong_stated": True for the deliberately mis-stated posts,
      "expect": "classify" or "skip:<ImageError reason>" (unsupported_post, decode_failed,
                not_an_image),
-     "note": what is special, "images": served file names it uses}
+     "note": what is special, "images": served file names it uses,
+     "source", "licence": only on the Battle for Wesnoth posts ("wesnoth", "GPL-2+")}
+
+A flag (``mismatch`` verdict) on a post is right when its true ``medium`` differs from its
+``stated`` one (the post is mis-stated), false when they are equal
+(:func:`modbot.sandbox.demo.flag_truth`).
 
 Contents: 32 single-image PACS posts (26 stated correctly, 6 mis-stated), 3 real r/Art images,
-1 gallery (2 valid items + 1 ``unprocessed``), 1 video, 1 self post, 1 deleted post, 1 truncated
-JPEG, 1 URL serving HTML, 1 crosspost — see :data:`SAMPLE_SOURCES`.
+8 Battle for Wesnoth digital paintings (GPL-2+; 6 stated digital, 2 mis-stated as oil on canvas
+and graphite), 1 gallery (2 valid items + 1 ``unprocessed``), 1 video, 1 self post, 1 deleted
+post, 1 truncated JPEG, 1 URL serving HTML, 1 crosspost — see :data:`SAMPLE_SOURCES`. The
+licence of every Wesnoth image is recorded in ``sample/licences.json`` (:func:`load_licences`),
+beside ``sample/GPL-2.txt`` and ``sample/README.md``.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-__all__ = ["SAMPLE_SOURCES", "load_sample", "sample_summary", "truth_by_fullname"]
+__all__ = ["SAMPLE_SOURCES", "load_licences", "load_sample", "sample_summary", "truth_by_fullname"]
 
 #: Where every part of the sample comes from (paths relative to the repository).
 SAMPLE_SOURCES: Mapping[str, str] = {
@@ -47,8 +55,10 @@ SAMPLE_SOURCES: Mapping[str, str] = {
         "Real r/Art submissions of April-November 2020, ../shared/data/rart-2020/posts.jsonl "
         "(from MWilliamson96/RedditArtClassifier, data/meta_data_final.json; no licence stated, "
         "used as test data). Titles are chosen so their stated medium matches the image, except "
-        "the 6 posts marked wrong_stated. Exceptions: the self post (id sbx0s1) and the "
-        "crosspost's parent in r/painting (id sbx0p1) are sandbox-made."
+        "the 6 PACS posts marked wrong_stated. Exceptions: the self post (id sbx0s1), the "
+        "crosspost's parent in r/painting (id sbx0p1) and the 8 Battle for Wesnoth posts "
+        "(ids sbxw01-sbxw08, titles 'Name, Battle for Wesnoth artists, medium, 2021', 2 of "
+        "them mis-stated) are sandbox-made."
     ),
     "images": (
         "PACS (Li, Yang, Song, Hospedales, ICCV 2017; ../shared/data/pacs/) object giraffe "
@@ -57,7 +67,15 @@ SAMPLE_SOURCES: Mapping[str, str] = {
         "bytes (227x227 JPEG, PNG for sketches). Three real r/Art images "
         "(../shared/data/rart-2020/images/): g71e7t (polymer clay sculpture) and jn7aru (digital) "
         "re-encoded with Pillow to at most 1024 px, JPEG quality 85 (originals ~1 MB); jn8b8n "
-        "(digital) original bytes."
+        "(digital) original bytes. Eight Battle for Wesnoth digital paintings (6 portraits, 2 "
+        "story images; GPL-2+, Debian packages wesnoth-1.16-data, -dw, -dm, -httt, -low, -utbs; "
+        "../shared/data/realart/digital/wesnoth__*, at most 320 px), alpha composited on a "
+        "plain off-white background and re-encoded as JPEG quality 85 "
+        "(modbot.sandbox.build_wesnoth); per-image records in sample/licences.json, licence "
+        "text in sample/GPL-2.txt. No other realart image is shipped (they state no licence). "
+        "The issue-15 model (model/MODEL_CARD.md) was trained on all wesnoth art and on 100 "
+        "PACS images per depiction and object (giraffe included; 15 of the sample's PACS "
+        "images among them), so the demo demonstrates the daemon; it does not test the model."
     ),
     "sandbox-made": (
         "Authors (sandbox_artist_NN), link flair on some posts (texts like r/Art's: 'Digital Art', "
@@ -74,7 +92,7 @@ def load_sample() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """Load the shipped sample.
 
     :returns: ``(posts, images)``: posts as a list of ``t3`` data dicts in release order
-        (oldest first; 42 of them), images as file name → bytes (what ``/i/{name}`` serves).
+        (oldest first; 50 of them), images as file name → bytes (what ``/i/{name}`` serves).
     :raises FileNotFoundError: when the package was installed without its sample data.
     """
     root = resources.files(_PACKAGE).joinpath("sample")
@@ -84,6 +102,14 @@ def load_sample() -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         if entry.is_file():
             images[entry.name] = entry.read_bytes()
     return posts, images
+
+
+def load_licences() -> dict[str, dict[str, Any]]:
+    """The licence records of the shipped third-party images (``sample/licences.json``):
+    image file name → work, licence (SPDX-like, e.g. ``GPL-2+``), Debian package, source file
+    under ``../shared/data`` and the modification made. Covers the Battle for Wesnoth images."""
+    root = resources.files(_PACKAGE).joinpath("sample")
+    return json.loads(root.joinpath("licences.json").read_text(encoding="utf-8"))
 
 
 def truth_by_fullname(posts: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

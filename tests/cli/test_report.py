@@ -103,9 +103,9 @@ def test_report_figures_match_independent_counts(db_path, sample, writes):
     assert n_mismatch >= 1
 
     # totals: every sample post is in the database once
-    assert rep["totals"]["submissions"] == len(sample[0]) == 42
-    assert sum(rep["totals"]["by_verdict"].values()) == 42
-    assert rep["totals"]["by_verdict"].get("none", 0) == 42 - len(verdicts)
+    assert rep["totals"]["submissions"] == len(sample[0]) == 50
+    assert sum(rep["totals"]["by_verdict"].values()) == 50
+    assert rep["totals"]["by_verdict"].get("none", 0) == 50 - len(verdicts)
 
     # flair accuracy, per stated medium (truth), counted in Python
     rows = {r["stated"]: r for r in rep["flair_accuracy"]}
@@ -132,7 +132,7 @@ def test_report_figures_match_independent_counts(db_path, sample, writes):
     # unknown share: the sample's posts that state nothing
     n_unknown = sum(s == "unknown" for s in truth.values())
     assert rep["unknown"]["count"] == n_unknown
-    assert rep["unknown_share"] == pytest.approx(n_unknown / 42)
+    assert rep["unknown_share"] == pytest.approx(n_unknown / 50)
 
     # weekly, with Python's calendar rather than SQLite's
     created = dict(raw(db_path, "SELECT fullname, created_utc FROM submissions"))
@@ -210,7 +210,7 @@ def test_period_and_subreddit_filters(db_path):
     last = datetime.fromtimestamp(max(created), UTC).date()
     everything = report_json(db_path, "--since", first.isoformat(), "--until", last.isoformat(),
                              "--subreddit", "r/art")
-    assert everything["totals"]["submissions"] == 42
+    assert everything["totals"]["submissions"] == 50
     assert everything["period"] == {"since": first.isoformat(), "until": last.isoformat(),
                                     "subreddit": "art"}
     after = report_json(db_path, "--since", (last + timedelta(days=1)).isoformat())
@@ -255,7 +255,7 @@ def test_csv_and_json_round_trip(db_path):
     # the default CSV table is flair accuracy, and its posts add up to all submissions
     rows = list(csv.DictReader(io.StringIO(
         cli("report", "--db", str(db_path), "--format", "csv").stdout)))
-    assert sum(int(r["posts"]) for r in rows) == 42
+    assert sum(int(r["posts"]) for r in rows) == 50
 
 
 def test_tables_fit_80_columns(db_path):

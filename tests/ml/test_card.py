@@ -1,15 +1,19 @@
-"""The generated model card, from the shipped model's own metrics."""
+"""The generated model card, from the metrics ``modbot train`` wrote for an earlier shipped model
+(``tests/data/models/train_metrics_pacs-lite0s-224-2.json``, its ``metrics.json`` as trained)."""
 
 from __future__ import annotations
 
 import json
 
-from modbot.classify import shipped_model_dir
+from support import DATA
+
 from modbot.ml.card import render_model_card
+
+TRAIN_METRICS = DATA / "models" / "train_metrics_pacs-lite0s-224-2.json"
 
 
 def test_model_card_renders_every_section_of_the_shipped_metrics() -> None:
-    metrics = json.loads((shipped_model_dir() / "metrics.json").read_text())
+    metrics = json.loads(TRAIN_METRICS.read_text())
     card = render_model_card(metrics, notes="\nPROVENANCE NOTE\n")
     assert card.startswith(f"# Model card: {metrics['version']}\n")
     for heading in ("## Data and split", "## Training", "## Validation", "## Test (held out)",
@@ -23,7 +27,7 @@ def test_model_card_renders_every_section_of_the_shipped_metrics() -> None:
 
 
 def test_model_card_without_export_or_calibration() -> None:
-    metrics = json.loads((shipped_model_dir() / "metrics.json").read_text())
+    metrics = json.loads(TRAIN_METRICS.read_text())
     for key in ("tflite", "calibration", "test_served"):
         metrics.pop(key, None)
     metrics["training"] = {**metrics["training"], "arch": "cnn", "weights": None}

@@ -21,16 +21,16 @@ from modbot.sandbox.server import SandboxServer
 
 
 def test_release_control_and_auto_release(server):
-    assert server.pending == 32 and len(server.released) == 10
+    assert server.pending == 40 and len(server.released) == 10
     resp = requests.post(server.url + "/_sandbox/release?n=2", timeout=5).json()
-    assert len(resp["released"]) == 2 and resp["pending"] == 30
+    assert len(resp["released"]) == 2 and resp["pending"] == 38
     state = requests.get(server.url + "/_sandbox/state", timeout=5).json()
     assert state["released"] == 12 and state["released_fullnames"] == server.released
     server.auto_release(0.05, n=5)
     deadline = time.monotonic() + 5
     while server.pending and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.pending == 0 and len(server.released) == 42
+    assert server.pending == 0 and len(server.released) == 50
     assert server.release() == []  # nothing left
 
 
