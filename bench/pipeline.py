@@ -85,13 +85,14 @@ def make_posts(n: int, n_images: int, start: int = 0) -> list[dict[str, Any]]:
 class Daemon:
     """``modbot run`` as a subprocess, its notify socket and an RSS sampler."""
 
-    def __init__(self, work: Path, server: Any, poll_interval: float | None) -> None:
+    def __init__(self, work: Path, server: Any, poll_interval: float | None, *, act: bool = False,
+                 **sections: dict[str, Any]) -> None:
         self.work, self.server = work, server
         reddit = {"request_timeout": 10.0,
                   "user_agent": "python:modbot-pipeline-bench:0.1.0 (by /u/modbot-sandbox)"}
         if poll_interval is not None:
             reddit["poll_interval"] = poll_interval
-        conf = run_config_toml(server.url, work, act=False, reddit=reddit)
+        conf = run_config_toml(server.url, work, act=act, reddit=reddit, **sections)
         if poll_interval is None:  # the shipped default
             conf = conf.replace('poll_interval = 0.2\n', '')
         self.config = work / "modbot.toml"

@@ -191,8 +191,9 @@ class Pipeline:
         reason = None
         if errors:
             reason = f"{len(errors)} of {n_resolved} images failed: {failure_reason(errors[0])}"
-        if any(o.status == "deferred" for o in outcomes):
-            reason = "action_gave_up: rate limited on every attempt"
+        deferred = [o for o in outcomes if o.status == "deferred"]
+        if deferred:
+            reason = f"action_gave_up: {deferred[0].detail}"[:300]
         return run.finish("done", reason)
 
 

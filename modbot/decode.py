@@ -13,12 +13,14 @@ Errors are the :class:`~modbot.errors.ImageError` subclasses (``reason`` codes s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import threading
 import os
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -65,6 +67,21 @@ def _draft(im: Image.Image, min_size: int | Sequence[int] | None, max_side: int 
         im.draft("RGB", (max(1, w * max_side // long_side), max(1, h * max_side // long_side)))
 
 
+#: Decoded images larger than this (pixels) are decoded one at a time, process-wide, so that
+#: parallel downloads (``modbot.prefetch``) cannot multiply the peak memory of big PNGs.
+BIG_DECODE_PIXELS = 16_000_000
+_big_decodes = threading.Semaphore(1)
+
+
+@contextlib.contextmanager
+def _decode_slot(size: tuple[int, int]) -> Iterator[None]:
+    if size[0] * size[1] <= BIG_DECODE_PIXELS:
+        yield
+        return
+    with _big_decodes:
+        yield
+
+
 def _pixel_check(size: tuple[int, int], max_pixels: int | None) -> None:
     if max_pixels is not None and size[0] * size[1] > max_pixels:
         raise DecompressionBombError(
@@ -85,6 +102,8 @@ def _shrink(im: Image.Image, max_side: int | None) -> Image.Image:
     factor = max(im.size) // max_side
     if factor < 2:
         return im
+    if im.mode.startswith("I;16"):  # reduce() refuses 16-bit modes; a box resize does the same
+        return im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.Resampling.BOX)
     if im.mode in _REDUCIBLE:
         im = im.convert(_REDUCIBLE[im.mode] if im.mode != "P" or "transparency" in im.info else "RGB")
     return im.reduce(factor)
@@ -165,7 +184,8 @@ def decode_image(data: bytes, *, min_size: int | Sequence[int] | None = None,
                 if im.format in ("JPEG", "MPO"):
                     _draft(im, min_size, max_side)
                 _pixel_check(im.size, max_pixels)
-                im.load()
+                with _decode_slot(im.size):
+                    im.load()
                 small = _shrink(im, max_side)
                 try:
                     oriented = ImageOps.exif_transpose(small)
