@@ -92,7 +92,7 @@ def _sample_actions(config) -> tuple[str, str]:
     """The report reason and the comment ``modbot.act`` would post for a sample mismatch.
     Raises ``ConfigError`` (naming the key) if a template cannot be filled in."""
     from modbot.act import render, report_reason
-    from modbot.config import TEMPLATE_SAMPLE
+    from modbot.configcheck import TEMPLATE_SAMPLE
     from modbot.domain import Post, Verdict, VerdictKind
 
     post = Post(id="abc123", fullname="t3_abc123", subreddit="Art", title=TEMPLATE_SAMPLE["title"],

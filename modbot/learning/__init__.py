@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from modbot.classify import Classifier, load_classifier
-from modbot.config import Config, validate
+from modbot.config import Config
+from modbot.configcheck import validate
 from modbot.learning.registry import serving_model_dir
 from modbot.learning.scheduler import RetrainScheduler
 from modbot.learning.serving import SwappableClassifier

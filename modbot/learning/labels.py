@@ -42,7 +42,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from modbot.config import STATED_LABELS, Config
+from modbot.config import Config
+from modbot.configcheck import STATED_LABELS
 from modbot.domain import MEDIA, ImageRef
 from modbot.errors import ConfigError, ImageError
 from modbot.imagecache import find_cached

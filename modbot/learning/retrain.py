@@ -45,7 +45,8 @@ import structlog
 from sqlite_utils import Database
 
 from modbot.classify import read_labels, shipped_model_dir
-from modbot.config import Config, validate
+from modbot.config import Config
+from modbot.configcheck import validate
 from modbot.decode import open_image
 from modbot.domain import MEDIA
 from modbot.learning.labels import RunData, build_tree, gather_data

@@ -28,11 +28,12 @@ from typing import Any
 import structlog
 
 from modbot.classify import read_labels
-from modbot.config import Config, validate
+from modbot.config import Config
+from modbot.configcheck import validate
+from modbot.cron import cron_trigger
 from modbot.errors import ConfigError
 from modbot.learning.child import MODULE as CHILD_MODULE
 from modbot.learning.child import config_to_json
-from modbot.cron import cron_trigger
 from modbot.learning.registry import ModelRegistry
 from modbot.learning.retrain import start_run, update_run
 from modbot.learning.serving import SwappableClassifier

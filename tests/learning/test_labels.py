@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from support import REPO, fresh_db
+
 from modbot.errors import ConfigError
 
 PACS_SAMPLE = REPO / "tests" / "data" / "pacs_sample"

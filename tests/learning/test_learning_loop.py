@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-
 from support import REPO, make_daemon, run_until_recorded
+
 from modbot.domain import MEDIA
 
 PACS_SAMPLE = REPO / "tests" / "data" / "pacs_sample"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from support import SlowModel, StubClassifier, fake_model_dir
+
 from modbot.errors import ConfigError, ModelError
 
 

@@ -261,7 +261,8 @@ def test_modlog_job_runs_inside_the_daemon(tmp_path, sample):
 
 
 def test_config_and_malformed_entries():
-    from modbot.config import Config, validate
+    from modbot.config import Config
+    from modbot.configcheck import validate
     from modbot.errors import ConfigError
     from modbot.learning.modlog import ModlogEntry, wrong_medium_reasons
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from support import fake_model_dir, fresh_db
+
 from modbot.errors import InputError, ModelError
 
 

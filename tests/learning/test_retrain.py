@@ -41,8 +41,8 @@ def test_promotion_gates_margin_and_recall_floor():
 
 def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
     from modbot.config import Config
-    from modbot.record import open_database
     from modbot.learning.retrain import retrain_once
+    from modbot.record import open_database
 
     config = Config().replace(storage={"database": str(tmp_path / "m.db"),
                                        "image_cache": str(tmp_path / "cache")},
@@ -67,8 +67,8 @@ def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
 
 def test_a_run_left_running_by_a_dead_process_is_marked_failed(tmp_path):
     from modbot.config import Config
-    from modbot.record import open_database
     from modbot.learning.retrain import retrain_once, start_run
+    from modbot.record import open_database
 
     config = Config().replace(storage={"database": str(tmp_path / "m.db"),
                                        "image_cache": str(tmp_path / "cache")},

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from support import SlowModel
+
 from modbot.errors import ConfigError
 
 

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-
 from support import SlowModel
+
 from modbot.errors import ModelError
 
 
