@@ -54,3 +54,43 @@ def cron_trigger(line: str, tz: Any = UTC) -> Any:
         raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
     fields[4] = crontab_day_names(fields[4])
     return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+
+
+class ScheduledJob:
+    """A background job of the daemon on its own APScheduler 3 ``BackgroundScheduler`` (UTC):
+    subclasses set ``job_id``, and define :meth:`trigger` and :meth:`run_once`. The first run is
+    due at once; runs are coalesced, never overlap, and may start up to an hour late. It has
+    the ``start()`` / ``shutdown(wait)`` the daemon's ``BackgroundJobs`` protocol asks for."""
+
+    job_id = "job"
+
+    def __init__(self) -> None:
+        self._scheduler: Any = None
+
+    def trigger(self) -> Any:
+        """The APScheduler trigger of the job (e.g. :func:`cron_trigger`)."""
+        raise NotImplementedError
+
+    def run_once(self) -> Any:
+        """One run; must not raise (a failed run is logged and recorded by the job)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the scheduler (idempotent)."""
+        from datetime import datetime
+
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(self.run_once, self.trigger(), id=self.job_id, coalesce=True,
+                          max_instances=1, misfire_grace_time=3600, next_run_time=datetime.now(UTC))
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the scheduler (idempotent); ``wait`` for a run in progress."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=wait)

@@ -24,7 +24,7 @@ import prawcore
 import structlog
 
 from modbot.config import Config
-from modbot.cron import cron_trigger
+from modbot.cron import ScheduledJob, cron_trigger
 from modbot.errors import AmbiguousWriteError, ShuttingDown
 from modbot.queries.report import Period, flag_precision
 from modbot.record import Store
@@ -173,16 +173,18 @@ def create_conversation(reddit: Any, subreddit: str, recipient: str, subject: st
         "to": recipient})
 
 
-class DigestJob:
+class DigestJob(ScheduledJob):
     """The daily digest as a background job of the daemon (``BackgroundJobs`` protocol of
     :mod:`modbot.daemon`): APScheduler 3 ``BackgroundScheduler``, one job on the ``[digest]
     cron`` line (UTC), coalesced, never two at once, and one run right after :meth:`start`.
     It opens its own database connection (``[storage] database``) in its thread."""
 
+    job_id = "digest"
+
     def __init__(self, config: Config, reddit: Any) -> None:
         self.config = config
         self.reddit = reddit
-        self._scheduler: Any = None
+        super().__init__()
         self._lock = threading.Lock()
         self.outcomes: list[DigestOutcome] = []
 
@@ -203,24 +205,9 @@ class DigestJob:
             self.outcomes.append(outcome)
             return outcome
 
-    def start(self) -> None:
-        """Start the scheduler (idempotent); the first run is due at once."""
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        if self._scheduler is not None:
-            return
-        scheduler = BackgroundScheduler(timezone=UTC)
-        scheduler.add_job(self.run_once, cron_trigger(self.config.digest.cron), id="digest",
-                          coalesce=True, max_instances=1, misfire_grace_time=3600,
-                          next_run_time=datetime.now(UTC))
-        scheduler.start()
-        self._scheduler = scheduler
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop the scheduler (idempotent); ``wait`` for a run in progress."""
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.shutdown(wait=wait)
+    def trigger(self) -> Any:
+        """``[digest] cron`` (UTC)."""
+        return cron_trigger(self.config.digest.cron)
 
 
 def digest_job(config: Config, reddit: Any) -> DigestJob | None:

@@ -46,12 +46,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import structlog
 
 from modbot.config import Config
+from modbot.cron import ScheduledJob
 from modbot.domain import MEDIA
 from modbot.errors import InputError, ShuttingDown
 from modbot.medium import Vocabulary, stated_medium
@@ -351,18 +352,20 @@ def account_name(reddit: Any) -> str | None:
 # --- the daemon's job -------------------------------------------------------------------------
 
 
-class ModlogJob:
+class ModlogJob(ScheduledJob):
     """The mod log read as a background job of the daemon (``BackgroundJobs`` protocol of
     :mod:`modbot.daemon`): APScheduler 3 ``BackgroundScheduler``, every ``[learning]
     modlog_interval_s`` seconds, coalesced, never two at once, the first run right after
     :meth:`start`. It opens its own database connection in its thread and uses the daemon's
     praw client (so its requests share the daemon's request budget)."""
 
+    job_id = "modlog"
+
     def __init__(self, config: Config, reddit: Any) -> None:
         self.config = config
         self.reddit = reddit
         self._me: str | None = None
-        self._scheduler: Any = None
+        super().__init__()
         self._lock = threading.Lock()
         self.results: list[ModlogResult] = []
 
@@ -391,25 +394,11 @@ class ModlogJob:
             self.results.append(result)
             return result
 
-    def start(self) -> None:
-        """Start the scheduler (idempotent); the first run is due at once."""
-        from apscheduler.schedulers.background import BackgroundScheduler
+    def trigger(self) -> Any:
+        """Every ``[learning] modlog_interval_s`` seconds."""
+        from apscheduler.triggers.interval import IntervalTrigger
 
-        if self._scheduler is not None:
-            return
-        scheduler = BackgroundScheduler(timezone=UTC)
-        scheduler.add_job(self.run_once, "interval",
-                          seconds=float(self.config.learning.modlog_interval_s), id="modlog",
-                          coalesce=True, max_instances=1, misfire_grace_time=3600,
-                          next_run_time=datetime.now(UTC))
-        scheduler.start()
-        self._scheduler = scheduler
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop the scheduler (idempotent); ``wait`` for a read in progress."""
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.shutdown(wait=wait)
+        return IntervalTrigger(seconds=float(self.config.learning.modlog_interval_s), timezone=UTC)
 
 
 def modlog_job(config: Config, reddit: Any) -> ModlogJob | None:
