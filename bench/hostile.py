@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any
 from PIL import Image
 from pipeline import Daemon, db_rows, wait_recorded
 
+from modbot.sandbox.harness import TrickleServer
 from modbot.sandbox.server import SandboxServer
 
 ALL_MEDIA = ("digital", "painting", "drawing", "photography", "sculpture")
@@ -84,41 +83,6 @@ def gallery(pid: str, urls: list[str]) -> dict[str, Any]:
                 post_hint=None)
 
 
-class Trickle:
-    """An image server on loopback that sends its headers, then one body byte every 0.2 s."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/slow.jpg"
-        self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
-
-    def _trickle(self, conn: socket.socket) -> None:
-        try:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n")
-            while not self.closed.wait(0.2):
-                conn.sendall(b"\xff")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.sock.close()
-
-
 def hostile_posts(base: str, trickle_url: str) -> list[dict[str, Any]]:
     """The posts, each an r/Art-style submission; ``{base}`` is the sandbox's URL."""
     i = f"{base}/i/"
@@ -156,7 +120,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def run(work: Path, timeout_s: float) -> dict[str, Any]:
     """Run the scenario in ``work``; returns the figures."""
-    trickle = Trickle()
+    trickle = TrickleServer()
     try:
         with SandboxServer(hostile_posts("{base}", trickle.url), hostile_images(),
                            released=0) as server:

@@ -9,6 +9,7 @@ import math
 import pytest
 from support import DATA, all_final, fast_daemon, image_post, run_until, statuses
 
+from modbot.sandbox.harness import TrickleServer
 from modbot.sandbox.server import SandboxServer
 from modbot.stream import post_from_data
 
@@ -67,55 +68,6 @@ def test_created_utc_in_range_is_kept():
     assert post.created_utc == 1_600_000_000.0 and math.isfinite(post.created_utc)
 
 
-class _Trickle:
-    """A loopback HTTP server that trickles: headers (``mode="headers"``) or the body
-    (``mode="body"``) one byte every ``every_s`` seconds, for ever (until closed)."""
-
-    def __init__(self, mode: str, every_s: float = 0.2) -> None:
-        import socket
-        import threading
-
-        self.mode, self.every_s = mode, every_s
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/slow.jpg"
-
-    def _serve(self) -> None:
-        import threading
-
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
-
-    def _trickle(self, conn) -> None:
-        try:
-            conn.recv(65536)
-            if self.mode == "body":
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n")
-            else:
-                conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not self.closed.wait(self.every_s):
-                conn.sendall(b"X" if self.mode == "body" else b"X-Slow: y\r\n"[:1])
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.sock.close()
-
-
 @pytest.mark.parametrize("mode", ["body", "headers"])
 def test_a_trickling_image_server_is_cut_at_the_total_deadline(tmp_path, mode):
     """Item 7: the read timeout restarts with every byte; the total deadline must not."""
@@ -125,7 +77,7 @@ def test_a_trickling_image_server_is_cut_at_the_total_deadline(tmp_path, mode):
     from modbot.errors import ImageFetchError
     from modbot.images import ImageFetcher
 
-    server = _Trickle(mode)
+    server = TrickleServer(mode)
     try:
         with ImageFetcher(tmp_path, read_timeout=1.0, total_timeout=1.5,
                           allow_hosts=["127.0.0.1"]) as fetcher:
@@ -146,7 +98,7 @@ def test_cancel_cuts_a_trickling_download_at_once(tmp_path):
     from modbot.errors import ImageFetchError
     from modbot.images import ImageFetcher
 
-    server = _Trickle("body")
+    server = TrickleServer("body")
     try:
         with ImageFetcher(tmp_path, read_timeout=5.0, total_timeout=60.0,
                           allow_hosts=["127.0.0.1"]) as fetcher:
@@ -163,7 +115,7 @@ def test_cancel_cuts_a_trickling_download_at_once(tmp_path):
 def test_a_post_linking_a_trickling_server_does_not_hold_the_stream(tmp_path):
     """Item 7 through the daemon: the slow post is retried and finally failed with a reason;
     the posts after it are done meanwhile."""
-    server = _Trickle("body")
+    server = TrickleServer("body")
     try:
         slow = image_post("slow01", "x.jpg")
         slow["url"] = server.url

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CREDENTIAL_KEYS", "NotifySocket", "modbot_run_cmd", "run_config_toml", "run_env"]
+__all__ = ["CREDENTIAL_KEYS", "NotifySocket", "TrickleServer", "modbot_run_cmd", "run_config_toml", "run_env"]
 
 #: The praw settings that are credentials: passed as ``praw_*`` environment variables.
 CREDENTIAL_KEYS = ("client_id", "client_secret", "username", "password")
@@ -134,4 +134,47 @@ class NotifySocket:
         """Stop the collecting thread and close the socket."""
         self._stop.set()
         self._thread.join(timeout=2)
+        self.sock.close()
+
+
+class TrickleServer:
+    """A hostile image server on 127.0.0.1: it answers every request, then trickles — the
+    body (``mode="body"``: headers, then one byte every ``every_s`` seconds) or the headers
+    themselves (``mode="headers"``) — for ever, until :meth:`close`. Each byte restarts a
+    client's read timeout, so only a total deadline stops such a download."""
+
+    def __init__(self, mode: str = "body", every_s: float = 0.2) -> None:
+        if mode not in ("body", "headers"):
+            raise ValueError(f"mode must be body or headers, not {mode!r}")
+        self.mode, self.every_s = mode, every_s
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/slow.jpg"
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n" if self.mode == "body" else b"HTTP/1.1 200 OK\r\n"
+            conn.sendall(head)
+            while not self.closed.wait(self.every_s):
+                conn.sendall(b"\xff" if self.mode == "body" else b"X")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop serving; open connections end at their next byte."""
+        self.closed.set()
         self.sock.close()
