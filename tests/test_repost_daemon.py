@@ -170,6 +170,8 @@ def test_review_report_and_similar_show_the_finding(server, tmp_path):
     # *query* (the repost), not a cropped original
     assert {r["submission"] for r in rows} == {"t3_orig01", "t3_agin01"}
     assert all(r["mirrored"] for r in rows)
+    text = runner.invoke(main, ["similar", "--db", db, str(copy)]).output
+    assert "https://redd.it/orig01" in text and "mirrored" in text
     url = f"{server.url}/i/unrelated.jpg"
     by_url = runner.invoke(main, ["similar", "--db", db, url, "--allow-host", "127.0.0.1",
                                   "--format", "json"])

@@ -42,25 +42,22 @@ def _read_image(source: str, config: Any, allow_hosts: tuple[str, ...]) -> Any:
 
 
 def _render(rows: list[dict[str, Any]]) -> None:
+    """One unwrapped line per post (links stay copy-pastable), closest first."""
     from rich.console import Console
-    from rich.table import Table
 
     from modbot.queries.report import iso_utc
 
     console = Console()
     if not rows:
-        console.print("No earlier post shows this picture.")
+        console.print("No stored post shows this picture.")
         return
-    tab = Table(title=f"Same picture ({len(rows)}), closest first; bits of 256",
-                title_justify="left")
-    for c in ("distance", "post", "author / artist", "posted"):
-        tab.add_column(c, overflow="fold")
+    console.print(f"Same picture: {len(rows)} post(s), closest first (distance in bits of 256)")
     for r in rows:
-        tab.add_row(f"{r['distance']}" + (" mirrored" if r["mirrored"] else ""),
-                    plain(f"{r['link']} ({r['source']}, image {r['position']})"),
-                    plain(f"{r['author'] or '[deleted]'} / {r['artist'] or '-'}"),
-                    iso_utc(r["created_utc"], seconds=True) or "-")
-    console.print(tab)
+        console.print(
+            f"{r['distance']:>3}{' mirrored' if r['mirrored'] else ''}  {plain(r['link'])}  "
+            f"by {plain(r['author'] or '[deleted]')} (artist {plain(r['artist'] or '-')}), "
+            f"posted {iso_utc(r['created_utc'], seconds=True) or '-'}  "
+            f"({plain(r['source'])}, image {r['position']})", soft_wrap=True)
 
 
 @click.command("similar")
