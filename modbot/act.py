@@ -55,12 +55,12 @@ log = structlog.get_logger("modbot.act")
 class _RedditState:
     """What Reddit shows of a submission right before acting: ``removed`` is its
     ``removed_by_category`` (``moderator``, ``automod_filtered``, ``deleted``, …) or None;
-    ``my_report``/``my_comment`` modbot's own report reason / comment fullname, if any."""
+    ``my_comment`` modbot's own comment (fullname), if any; ``my_reports`` the reasons of every
+    report of modbot's own (mismatch and repost reports alike)."""
 
     removed: str | None
-    my_report: str | None
     my_comment: str | None
-    my_reports: tuple[str, ...] = ()  # every report reason of modbot's own
+    my_reports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Actor:
             self.store.complete_action(post.fullname, kind, status="skipped", error=detail)
             log.info("action_skipped", fullname=post.fullname, kind=kind, reason=detail)
             return ActionOutcome(kind, "skipped", detail)
-        earlier = {"comment": state.my_comment, "report": state.my_report,
+        earlier = {"comment": state.my_comment, "report": self._my_mismatch_report(state),
                    REPOST_REPORT: text if text in state.my_reports else None}.get(kind)
         if earlier:
             self.store.complete_action(post.fullname, kind, status="sent", reddit_id=state.my_comment
@@ -251,6 +251,14 @@ class Actor:
         if done:
             log.info("comment_quietened", fullname=post.fullname, done=done)
 
+    def _my_mismatch_report(self, state: _RedditState) -> str | None:
+        """modbot's own earlier mismatch report among its reports on Reddit: one that starts
+        like ``[actions] report_template`` (its text before the first placeholder), so that a
+        repost report is never taken for it; with a template that starts with a placeholder,
+        any report of modbot's own."""
+        prefix = self.config.report_template.split("{", 1)[0]
+        return next((r for r in state.my_reports if r.startswith(prefix)), None)
+
     def _me(self) -> str:
         if self._username is None:
             self._username = str(self.reddit.user.me()).lower()
@@ -267,7 +275,6 @@ class Actor:
             removed = getattr(submission, "removed_by_category", None)
             reports = getattr(submission, "mod_reports", None) or []
             mine = tuple(str(r[0]) for r in reports if len(r) > 1 and str(r[1]).lower() == me)
-            my_report = mine[0] if mine else None
             my_comment = next((c.fullname for c in submission.comments
                                if c.author is not None and str(c.author).lower() == me), None)
         except ShuttingDown:
@@ -276,7 +283,7 @@ class Actor:
             detail = f"could not read the submission first: {type(exc).__name__}: {exc}"[:300]
             log.warning("action_deferred", fullname=post.fullname, error=detail)
             return ActionOutcome("check", "deferred", detail)
-        return _RedditState(str(removed) if removed else None, my_report, my_comment, mine)
+        return _RedditState(str(removed) if removed else None, my_comment, mine)
 
     def _send(self, post: Post, kind: str, text: str,
               call: Callable[[], str | None]) -> ActionOutcome:

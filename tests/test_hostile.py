@@ -304,3 +304,19 @@ def test_a_post_begun_max_attempts_times_is_set_aside_at_start(tmp_path):
         assert rows["t3_stk001"] == ("failed", "unfinished_after_max_attempts")
         assert rows["t3_ctl001"] == ("done", None)
         assert not [r for r in server.requests if r.path.endswith("stuck.jpg")]
+
+
+def test_an_earlier_repost_report_is_not_taken_for_the_mismatch_report(tmp_path):
+    """modbot's own repost report already on Reddit (a lost database) must not stop the
+    mismatch report: only a report that starts like [actions] report_template counts."""
+    from support import sandbox_reddit
+
+    mis = _mismatch_post("rep001")
+    with SandboxServer([mis], {"good.jpg": GOOD}, released=1) as server:
+        sandbox_reddit(server).submission("rep001").report("modbot repost (other_author): https://redd.it/x")
+        daemon = fast_daemon(server, tmp_path, act=True)
+        run_until(daemon, lambda: all_final(daemon, server), timeout_s=30)
+        reports = [w.text for w in server.writes if w.kind == "report" and w.fullname == "t3_rep001"]
+        assert len(reports) == 2 and reports[1].startswith("modbot: looks like")
+        status = daemon.store.action_status("t3_rep001", "report")
+        assert status == "sent"
