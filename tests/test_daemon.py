@@ -3,6 +3,8 @@ with the shipped model on real images and a real SQLite file."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from support import make_daemon, run_until_recorded
@@ -94,6 +96,7 @@ def test_enabled_actions_send_exactly_one_report_and_comment_per_mismatch(tmp_pa
     again.close()
 
 
+@pytest.mark.slow
 def test_crash_between_intent_and_call_never_resends(tmp_path, sandbox, shipped_classifier):
     """An action left in 'intent' (the process died mid-call) is settled, never sent again."""
     daemon = make_daemon(sandbox, tmp_path, shipped_classifier, act=True)

@@ -169,6 +169,7 @@ def test_claimed_but_unsent_note_is_never_sent_after_a_restart(tmp_path):
         third.close()
 
 
+@pytest.mark.slow
 def test_interrupted_removal_is_settled_from_reddit_and_never_resent(tmp_path):
     """A removal claimed (``intent``) when the process died: found removed by modbot on
     Reddit → ``sent`` (its follow-ups then go out once); not removed → ``unknown``, not sent."""
@@ -357,6 +358,7 @@ def _wait(proc, events, predicate, timeout_s=120.0):
     raise AssertionError(f"not reached; last events: {events[-10:]}")
 
 
+@pytest.mark.slow
 def test_kill_9_and_restart_never_doubles_notes_removals_or_digests(tmp_path):
     """The real ``modbot run``, every tool on, SIGKILLed after acting and again after sending
     the digest: after each restart Reddit has exactly one note per action taken, one removal

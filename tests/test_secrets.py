@@ -47,6 +47,7 @@ def assert_no_secret(text: str, secrets: dict[str, str]) -> None:
         assert value not in text, f"{name} leaked"
 
 
+@pytest.mark.slow
 def test_faulty_run_leaks_no_secret(tmp_path):
     titles = [f"Piece {i}, me, {m}, 2020" for i, m in
               enumerate(["oil on canvas", "digital", "pencil", "photograph"] * 2)]

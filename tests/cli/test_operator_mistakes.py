@@ -149,6 +149,7 @@ def hostile_db(tmp_path, tmp_path_factory, sample, shipped_classifier) -> tuple[
     return db, fullname
 
 
+@pytest.mark.slow
 def test_titles_and_names_from_the_database_are_printed_as_plain_text(hostile_db):
     """At 69cb16d ``review show`` printed the title's escape sequences raw (they retitle, clear
     and recolour the moderator's terminal) and every ``review`` listing crashed with a rich

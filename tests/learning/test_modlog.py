@@ -131,6 +131,7 @@ def test_each_moderator_action_becomes_exactly_one_label_never_read_twice(judged
     assert cursors[0]["newest_id"] == server.modlog[-1]["id"]
 
 
+@pytest.mark.slow
 def test_read_stops_at_the_newest_entry_read_and_reports_a_gap(judged):
     server, config = judged
     human = sandbox_reddit(server, username=HUMAN, password=HUMAN_PW)
@@ -232,6 +233,7 @@ def test_modlog_command_and_job(judged, tmp_path):
     assert [(r["submission"], r["decision"]) for r in rows] == [("t3_p2", "confirm"), ("t3_p1", "dismiss")]
 
 
+@pytest.mark.slow
 def test_modlog_job_runs_inside_the_daemon(tmp_path, sample):
     """``jobs=`` of the daemon (as ``modbot run`` wires it): labels arrive while streaming."""
     from modbot.daemon import Daemon

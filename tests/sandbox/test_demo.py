@@ -50,6 +50,7 @@ def demo_run(tmp_path_factory, shipped_classifier, sample):
     return result, verdicts, sample[0]
 
 
+@pytest.mark.slow
 def test_demo_flags_are_counted_and_classified_by_the_samples_truth(demo_run):
     result, verdicts, posts = demo_run
     tc = result.truth
