@@ -51,15 +51,16 @@ class Classifier(Protocol):
 
 
 class BackgroundJobs(Protocol):
-    """Jobs that run beside the stream while :meth:`Daemon.run` runs: the learning loop
-    (:class:`modbot.learning.LearningLoop`: scheduled retraining, live model swaps)."""
+    """A job that runs beside the stream while :meth:`Daemon.run` runs: the learning loop
+    (:class:`modbot.learning.LearningLoop`: scheduled retraining, live model swaps), the modmail
+    digest (:mod:`modbot.digest`), the mod log reader (:mod:`modbot.learning.modlog`)."""
 
     def start(self) -> None:
-        """Start the jobs (called when streaming starts, again on a later ``run``)."""
+        """Start the job (called when streaming starts, again on a later ``run``)."""
         ...
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the jobs; called when streaming stops and on ``close`` (idempotent)."""
+        """Stop the job; called when streaming stops and on ``close`` (idempotent)."""
         ...
 
 
@@ -261,13 +262,12 @@ class Daemon:
     ``reddit`` is a ``praw.Reddit`` (from :func:`modbot.stream.make_reddit`, whose request
     budget the daemon connects to its stop event and watchdog); ``classifier`` classifies every
     post (``modbot run`` passes the learning loop's, whose model a promotion swaps live);
-    ``learning`` (the learning loop's jobs) is started and stopped with the stream; ``notifier``
-    talks to systemd (a no-op outside it).
+    ``jobs`` (the learning loop, the modmail digest, the mod log reader) are started and stopped
+    with the stream; ``notifier`` talks to systemd (a no-op outside it).
     """
 
     def __init__(self, config: Config, *, reddit: Any, classifier: Classifier,
-                 learning: BackgroundJobs | None = None, store: Store | None = None,
-                 jobs: tuple[BackgroundJobs, ...] = (),
+                 jobs: tuple[BackgroundJobs, ...] = (), store: Store | None = None,
                  notifier: Notifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier(env={})
@@ -276,8 +276,6 @@ class Daemon:
         self.budget = budget_of(reddit)
         self.store = store or Store(config.storage.database, exclusive=True)
         self.classifier = classifier
-        self.learning = learning
-        #: Other background jobs (the modmail digest, ``modbot.digest``), run like ``learning``.
         self.jobs = tuple(jobs)
         self.actor = Actor(reddit, self.store, config.actions)
         self.pipeline = Pipeline(
@@ -377,8 +375,6 @@ class Daemon:
         self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
         try:
             self.recover(stop)
-            if self.learning is not None:
-                self.learning.start()
             for job in self.jobs:
                 job.start()
             log.info("stream_start", subreddits=self.config.reddit.subreddits,
@@ -411,8 +407,6 @@ class Daemon:
                     if stop.is_set() or self._restart_stream:
                         break
         finally:
-            if self.learning is not None:
-                self.learning.shutdown()
             for job in self.jobs:
                 job.shutdown()
             self.notifier.stopping()
@@ -461,8 +455,6 @@ class Daemon:
 
     def close(self) -> None:
         """Close the image fetcher's HTTP session and the database (checkpointing the WAL)."""
-        if self.learning is not None:
-            self.learning.shutdown()
         for job in self.jobs:
             job.shutdown()
         self.prefetcher.close()

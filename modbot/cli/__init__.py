@@ -282,8 +282,8 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
         learning = learning_loop(config)
         digest = digest_job(config, reddit)  # None when [digest] digest = "off"
         modlog = modlog_job(config, reddit)  # None when [learning] modlog_interval_s = 0
-        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning,
-                        notifier=Notifier(), jobs=tuple(j for j in (digest, modlog) if j is not None))
+        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, notifier=Notifier(),
+                        jobs=tuple(j for j in (learning, digest, modlog) if j is not None))
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc

@@ -129,7 +129,7 @@ def run_demo(workdir: str | Path, *, db_name: str = "modbot.db", act: bool = Tru
                  if k in ("client_id", "client_secret", "username", "password")}
         reddit = make_reddit(config, **creds)
         learning = learning_loop(config, classifier)
-        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, learning=learning)
+        daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, jobs=(learning,))
         stop = threading.Event()
 
         def releaser() -> None:
