@@ -89,8 +89,8 @@ def config_check(ctx: click.Context) -> None:
 
 
 def _sample_actions(config) -> tuple[str, str]:
-    """The report reason and the comment ``modbot.act`` would post for a sample mismatch.
-    Raises ``ConfigError`` (naming the key) if a template cannot be filled in."""
+    """The report reason and the comment ``modbot.act`` would post for a sample mismatch (the
+    config's templates were checked when it was loaded)."""
     from modbot.act import render, report_reason
     from modbot.configcheck import TEMPLATE_SAMPLE
     from modbot.domain import Post, Verdict, VerdictKind
@@ -103,11 +103,6 @@ def _sample_actions(config) -> tuple[str, str]:
                       predicted=TEMPLATE_SAMPLE["predicted"],
                       confidence=TEMPLATE_SAMPLE["confidence"], reason="sample")
     version = TEMPLATE_SAMPLE["model_version"]
-    out = []
-    for key, fill in (("report_template", report_reason), ("comment_template", render)):
-        try:
-            out.append(fill(getattr(config.actions, key), post, verdict, version))
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            raise ConfigError(f"[actions] {key} cannot be filled in "
-                              f"({type(exc).__name__}: {exc})") from exc
-    return out[0], out[1]
+    # load_config has already checked that both templates fill in (modbot.configcheck)
+    return (report_reason(config.actions.report_template, post, verdict, version),
+            render(config.actions.comment_template, post, verdict, version))
