@@ -182,6 +182,7 @@ class LearningConfig:
     margin: float = _default("learning", "margin")
     recall_floor: float = _default("learning", "recall_floor")
     recall_floors: dict[str, float] = _default("learning", "recall_floors")
+    recipe: str = _default("learning", "recipe")
     arch: str = _default("learning", "arch")
     image_size: int = _default("learning", "image_size")
     epochs: int = _default("learning", "epochs")

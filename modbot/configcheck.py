@@ -39,7 +39,9 @@ NOTE_LABELS = ("", "ABUSE_WARNING", "BAN", "BOT_BAN", "HELPFUL_USER", "PERMA_BAN
 REMOVAL_MESSAGE_TYPES = ("private", "private_exposed", "public", "public_as_subreddit")
 _SUBREDDITS = re.compile(r"[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*")
 #: ``[learning] stated_labels`` policies (see ``modbot.learning.labels.LabelPolicy``).
-STATED_LABELS = ("none", "agreed", "all")
+STATED_LABELS = ("none", "agreed", "unflagged", "all")
+#: ``[learning] recipe`` values (see ``modbot.learning.retrain``).
+RECIPES = ("auto", "head", "train")
 
 
 def validate(config: Config) -> Config:
@@ -170,6 +172,7 @@ def _check_learning(config: Config) -> None:
     lr = config.learning
     _require(lr.stated_labels in STATED_LABELS, "[learning] stated_labels", lr.stated_labels,
              " or ".join(STATED_LABELS))
+    _require(lr.recipe in RECIPES, "[learning] recipe", lr.recipe, " or ".join(RECIPES))
     _media("learning", "trusted_media", lr.trusted_media)
     _media("learning", "recall_floors", lr.recall_floors)
     _require(0.0 < lr.eval_fraction < 1.0, "[learning] eval_fraction", lr.eval_fraction,

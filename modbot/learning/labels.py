@@ -62,13 +62,15 @@ class LabelPolicy:
     """Which non-moderator statements count as labels.
 
     ``stated``: ``none`` (never), ``agreed`` (only when the model's verdict on the submission
-    was ``match``: the model agreed with the poster) or ``all``. ``trusted_media``: stated media
+    was ``match``: the model agreed with the poster), ``unflagged`` (unless the verdict was
+    ``mismatch``: the judge found the statement improbable and no moderator has decided) or
+    ``all``. ``trusted_media``: stated media
     that count whatever the model said. ``collected``: whether the stated media of collected
     history count. Moderator reviews always count. Raises ``ConfigError`` for an unknown
     ``stated`` value or a trusted medium that is not canonical.
     """
 
-    stated: str = "agreed"
+    stated: str = "unflagged"
     trusted_media: tuple[str, ...] = ()
     collected: bool = True
 
@@ -87,8 +89,8 @@ class LabelPolicy:
                    collected=bool(learning.collected_labels))
 
     def admits(self, source: str, medium: str, detail: str | None) -> str | None:
-        """Why a non-review candidate counts (``"agreed"``, ``"trusted"``, ``"all"``,
-        ``"collected"``), or None when the policy leaves it out."""
+        """Why a non-review candidate counts (``"agreed"``, ``"unflagged"``, ``"trusted"``,
+        ``"all"``, ``"collected"``), or None when the policy leaves it out."""
         if source == "collected":
             return "collected" if self.collected else None
         if source != "stated":
@@ -99,6 +101,8 @@ class LabelPolicy:
             return "all"
         if self.stated == "agreed" and detail == "match":
             return "agreed"
+        if self.stated == "unflagged" and detail != "mismatch":
+            return "unflagged"
         return None
 
 

@@ -10,8 +10,11 @@ One run (:func:`retrain_once`; ``modbot retrain``, or the daemon's scheduled job
 3. **Classes**: the champion's media, plus every medium it lacks that has at least
    ``new_medium_min_labels`` labelled images. A medium the champion predicts but that has no
    training label stops the run (``skipped``): a challenger must never silently drop a medium.
-4. **Challenger**: :func:`modbot.ml.training.train_model` on a folder-per-medium tree of symlinks
-   into the image cache (evicted images are downloaded again or skipped with a reason).
+4. **Challenger** (``[learning] recipe``): the champion's linear softmax head refitted on the
+   training labels, pulled towards the champion's head (``head``, :mod:`modbot.ml.headfit`;
+   the shipped model's recipe), or :func:`modbot.ml.training.train_model` on a folder-per-medium
+   tree of symlinks into the image cache (``train``). Evicted images are downloaded again or
+   skipped with a reason.
 5. **Evaluation** of champion and challenger on the same evaluation images (:func:`evaluate`).
 6. **Gates** (:func:`decide`): promote only if the challenger's macro-F1 beats the champion's
    by at least ``margin`` (and by more than 0), and its recall of every evaluated medium is at
@@ -137,6 +140,8 @@ class RetrainResult:
     champion_macro_f1: float | None = None
     challenger_macro_f1: float | None = None
     duration_s: float | None = None
+    #: How the challenger was made: ``head`` or ``train`` (None when none was).
+    recipe: str | None = None
 
     @property
     def promoted(self) -> bool:
@@ -272,7 +277,7 @@ def _run_params(learning: Any, shuffle_labels: bool) -> dict[str, Any]:
     return {**training_options(learning), "shuffle_labels": shuffle_labels,
             "eval_fraction": learning.eval_fraction, "margin": learning.margin,
             "recall_floor": learning.recall_floor, "recall_floors": dict(learning.recall_floors),
-            "stated_labels": learning.stated_labels, "trusted_media": list(learning.trusted_media),
+            "recipe": learning.recipe, "stated_labels": learning.stated_labels, "trusted_media": list(learning.trusted_media),
             "collected_labels": learning.collected_labels}
 
 
@@ -294,24 +299,61 @@ def skip_reason(data: RunData, champion_labels: Sequence[str], learning: Any) ->
     return None
 
 
+def resolve_recipe(learning: Any, champion_dir: Path) -> str:
+    """``head`` or ``train``: ``[learning] recipe``, with ``auto`` = ``head`` when the champion
+    has a linear head to refit (:func:`modbot.ml.headfit.champion_has_linear_head`). Imports
+    TensorFlow for ``auto``."""
+    if learning.recipe != "auto":
+        return str(learning.recipe)
+    from modbot.ml.headfit import champion_has_linear_head
+
+    return "head" if champion_has_linear_head(champion_dir, threads=learning.threads) else "train"
+
+
 def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, *,
-                      shuffle_labels: bool) -> Path:
-    """Train the challenger in this process on ``data.train`` into ``work/model``; return it.
+                      shuffle_labels: bool, champion_dir: Path) -> Path:
+    """Make the challenger in this process from ``data.train`` into ``work/model``: the
+    champion's head refitted (recipe ``head``, :func:`modbot.ml.headfit.refit_head`) or a model
+    trained from scratch (``train``, :func:`modbot.ml.training.train_model`); return it.
     Imports TensorFlow."""
     media = [m for _, m in data.train]
     if shuffle_labels:
         rng = np.random.default_rng(learning.seed + 7919)
         media = [str(m) for m in rng.permutation(media)]
-    build_tree(work / "train", [(p, m) for (p, _), m in zip(data.train, media, strict=True)])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version = f"v{run.run_id}-{stamp}" + ("-shuffled" if shuffle_labels else "")
     run.result.version = version
     run.update(version=version, train_started_at=time.time())
-    log.info("challenger_training", run_id=run.run_id, version=version, n_train=len(data.train),
-             n_eval=len(data.eval), classes=data.classes)
-    train_model(work / "train", work / "model", **training_options(learning, version=version))
+    recipe = resolve_recipe(learning, champion_dir)
+    run.result.recipe = recipe
+    run.update(params={**_run_params(learning, shuffle_labels), "recipe_used": recipe})
+    log.info("challenger_training", run_id=run.run_id, version=version, recipe=recipe,
+             n_train=len(data.train), n_eval=len(data.eval), classes=data.classes)
+    if recipe == "head":
+        from modbot.ml.headfit import refit_head
+
+        labels = list(read_labels(champion_dir)["labels"])
+        labels += [m for m in data.classes if m not in labels]
+        refit_head(champion_dir, [(p, m) for (p, _), m in zip(data.train, media, strict=True)], work / "model",
+                   version=version, labels=labels, seed=learning.seed, threads=learning.threads)
+    else:
+        build_tree(work / "train", [(p, m) for (p, _), m in zip(data.train, media, strict=True)])
+        train_model(work / "train", work / "model", **training_options(learning, version=version))
     run.update(train_finished_at=time.time())
     return work / "model"
+
+
+def _export_for_serving(run: RunRecord, challenger: Path, data: RunData, learning: Any) -> None:
+    """Export a refitted challenger to int8 LiteRT before promotion (the daemon then serves it
+    without TensorFlow, like the shipped model); the export's check is recorded in the run's
+    ``params``. A failed check leaves it to be served through Keras. Imports TensorFlow."""
+    from modbot.ml.headfit import export_int8
+
+    t0 = time.time()
+    record = export_int8(challenger, [p for p, _ in data.train] + [p for p, _ in data.eval],
+                         threads=learning.threads)
+    log.info("challenger_exported", run_id=run.run_id, passed=record["passed"],
+             argmax_agreement=record.get("argmax_agreement"), seconds=round(time.time() - t0, 1))
 
 
 def _compare(run: RunRecord, data: RunData, champion_dir: Path,
@@ -360,7 +402,8 @@ def _round(run: RunRecord, config: Config, registry: ModelRegistry, *, cutoff: f
         return run.finish("skipped", why_not)
     work = registry.work_dir(f"run{run.run_id}")
     try:
-        challenger = _train_challenger(run, data, work, learning, shuffle_labels=shuffle_labels)
+        challenger = _train_challenger(run, data, work, learning, shuffle_labels=shuffle_labels,
+                                       champion_dir=champion)
         old, new = _compare(run, data, champion, challenger)
         ok, reason = decide(old, new, learning)
         if not ok:
@@ -369,6 +412,8 @@ def _round(run: RunRecord, config: Config, registry: ModelRegistry, *, cutoff: f
             return run.finish("passed", reason + " (not promoted: --no-promote)")
         version = run.result.version
         assert version is not None
+        if run.result.recipe == "head":
+            _export_for_serving(run, challenger, data, learning)
         path = registry.add(challenger, version, move=True)
         set_champion(registry, version, event="promoted", db=run.db, run_id=run.run_id,
                      note=f"macro-F1 {old['macro_f1']:.4f} -> {new['macro_f1']:.4f}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from modbot.classify import read_labels
+from modbot.classify import load_classifier, read_labels
 from modbot.config import Config
 from modbot.configcheck import validate
 from modbot.cron import cron_trigger
@@ -37,7 +37,6 @@ from modbot.learning.child import config_to_json
 from modbot.learning.registry import ModelRegistry
 from modbot.learning.retrain import start_run, update_run
 from modbot.learning.serving import SwappableClassifier
-from modbot.ml.keras_classifier import KerasClassifier
 from modbot.record import open_database
 
 log = structlog.get_logger("modbot.learning.scheduler")
@@ -69,13 +68,15 @@ class RetrainScheduler:
     level ``[learning] nice``, ``threads`` TensorFlow threads, killed after ``timeout_s``), so
     the daemon's stream and classification go on meanwhile; its output goes to
     ``<models_dir>/logs/run-<id>.log``. ``loader(model_dir)`` loads a promoted model in the
-    daemon process (default ``KerasClassifier.load``: TensorFlow); ``python`` runs the child.
+    daemon process (default :func:`modbot.classify.load_classifier`: the checked int8 LiteRT
+    export when the model has one — a refitted challenger is exported before promotion, so the
+    daemon stays free of TensorFlow — else Keras); ``python`` runs the child.
     Failures are logged and recorded in ``models``; nothing raised by a job reaches the daemon.
     """
 
     def __init__(self, *, loader: Callable[[Path], Any] | None = None,
                  python: str = sys.executable) -> None:
-        self.loader = loader or KerasClassifier.load
+        self.loader = loader or load_classifier
         self.python = python
         self.config: Config | None = None
         self.target: SwappableClassifier | None = None

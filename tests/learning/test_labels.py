@@ -73,6 +73,12 @@ def test_review_outranks_stated_and_policy_decides_the_rest(tmp_path):
                        sha(4): ("drawing", "stated", "trusted")}       # trusted whatever the verdict
     everything, _ = labels(stated="all")
     assert everything[sha(3)] == ("digital", "stated", "all")
+    # unflagged: every statement the judge did not flag (t3_d uncertain counts, t3_c mismatch not)
+    unflagged, got = labels(stated="unflagged", collected=False)
+    assert unflagged == {sha(1): ("photography", "review", "confirm"),
+                         sha(2): ("drawing", "stated", "unflagged"),
+                         sha(4): ("drawing", "stated", "unflagged")}
+    assert got.dropped["policy:stated"] == 1                          # t3_c only
 
     # the cut-off: a later review is not used; the latest review before it is
     add_review(db, "t3_a", "digital", at=2000.0)

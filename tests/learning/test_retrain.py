@@ -4,10 +4,14 @@ never raised (:mod:`modbot.learning.retrain`)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
+import pytest
 from support import REPO
+
+from modbot.record import open_database
 
 
 def test_promotion_gates_margin_and_recall_floor():
@@ -90,3 +94,37 @@ def test_learning_modules_do_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_shipped_model_learns_from_stated_media_with_its_head_refitted(tmp_path, sandbox, shipped_classifier):
+    """The real daemon judges the demo sample (praw → sandbox); one retraining run with the
+    packaged [learning] defaults refits the shipped model's head on the stated media the judge
+    did not flag, evaluates both models, and — when promoted — serves the challenger through
+    its checked int8 LiteRT export, without TensorFlow in the daemon."""
+    from support import make_daemon, run_until_recorded
+
+    from modbot.classify import LiteRTClassifier, load_classifier
+    from modbot.learning.registry import ModelRegistry
+    from modbot.learning.retrain import retrain_once
+
+    daemon = make_daemon(sandbox, tmp_path, shipped_classifier)
+    run_until_recorded(daemon, sandbox)
+    config = daemon.config.replace(learning={"min_train_labels": 10, "min_eval_labels": 5,
+                                             "models_dir": str(tmp_path / "models")})
+    daemon.close()
+    result = retrain_once(config)
+    assert result.recipe == "head" and result.status in ("promoted", "refused"), result.reason
+    db = open_database(config.storage.database)
+    row = db.execute("SELECT params, data_counts, n_train FROM models WHERE id = ?", [result.run_id]).fetchone()
+    flagged = {r[0] for r in db.execute("SELECT submission FROM verdicts WHERE kind = 'mismatch'")}
+    db.conn.close()
+    assert json.loads(row[0])["recipe_used"] == "head"
+    labels = json.loads(row[1])["labels"]
+    assert set(labels["by_source"]) == {"stated"} and set(labels["by_detail"]) == {"stated:unflagged"}
+    # the sample has mis-stated posts; the ones the judge flagged did not become labels
+    assert flagged and json.loads(row[1])["dropped_candidates"].get("policy:stated", 0) >= 1
+    assert row[2] >= 10
+    if result.status == "promoted":
+        served = load_classifier(ModelRegistry(config.learning.models_dir).path(result.version))
+        assert isinstance(served, LiteRTClassifier) and served.version == result.version

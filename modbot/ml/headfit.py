@@ -1,0 +1,281 @@
+"""The subreddit's own model, cheaply: refit the champion's linear softmax head on the
+subreddit's labels, pulled towards the champion's head.
+
+The shipped model (``model/``, ``bench/realart``) is a frozen ImageNet backbone, pooled
+features (layer ``pooled``: standardised, ``(N, d)`` float32) and one linear softmax layer
+(``medium``: kernel ``(d, k)``, bias ``(k,)``). Its head was fitted on ~6,000 images
+(realart + PACS) that a deployment does not have; a subreddit's labels are a few hundred
+images, some of them wrong. So the challenger keeps everything below ``pooled`` and refits
+only the head, as maximum a posteriori logistic regression with a Gaussian prior centred on the
+champion's head::
+
+    minimise  Σ_i w_i · CE(softmax(z_i W + b), y_i) / Σ_i w_i  +  (λ/2)·(‖W − W₀‖² + ‖b − b₀‖²)
+
+(:func:`fit_head`). Large ``λ`` gives the champion back; small ``λ`` trusts the new labels.
+``λ`` is chosen per run by cross-validation on the run's own training labels only
+(:func:`choose_lambda`, grouped so that copies of one image stay on one side), never on the
+evaluation set the promotion gates use. A medium the champion lacks starts from a zero column.
+Each training image counts twice, as is and mirrored left-right (a mirrored artwork keeps its
+medium). Classes are balanced (each medium's weights sum to the same total).
+
+Cost on 2 cores: one forward pass of the backbone per image and mirror (Keras, ~30–60 images/s)
+and well under a second of numpy for the fit. The calibration temperature and the judge's
+flag thresholds are the champion's (``labels.json``): they were fitted on held-out artists.
+
+:func:`refit_head` needs TensorFlow (imported inside); :func:`fit_head`,
+:func:`choose_lambda` and :func:`balanced_weights` are numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modbot.classify import (
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    TFLITE_FILE,
+    preprocess,
+)
+from modbot.errors import ModelError
+
+#: Layer names a champion must have for this recipe (``bench/realart/final.py`` builds them).
+FEATURES_LAYER = "pooled"
+HEAD_LAYER = "medium"
+#: Candidate prior strengths λ (per-sample loss scale). The shipped head corresponds to
+#: λ ≈ 1/(C·N) ≈ 0.17 (C = 1e-3, N ≈ 6,000 images), so the grid spans ~20× either side.
+LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: Cross-validation folds for λ.
+CV_FOLDS = 4
+#: Optimiser steps (full-batch Adam; the problem is strongly convex) and step size.
+STEPS = 400
+LEARNING_RATE = 0.05
+#: Images decoded and passed through the backbone at a time (memory bound with large originals).
+CHUNK = 16
+
+
+def has_linear_head(model: Any) -> bool:
+    """Whether a Keras model has the ``pooled`` features layer feeding a ``medium`` Dense softmax."""
+    try:
+        head = model.get_layer(HEAD_LAYER)
+        model.get_layer(FEATURES_LAYER)
+    except ValueError:
+        return False
+    return head.__class__.__name__ == "Dense" and len(head.get_weights()) == 2
+
+
+def champion_has_linear_head(model_dir: str | Path, *, threads: int | None = None) -> bool:
+    """Whether the model directory's ``model.keras`` has a head :func:`refit_head` can refit.
+    Raises ``ModelError`` when it cannot be loaded. Imports TensorFlow."""
+    from modbot.ml.keras_classifier import KerasClassifier
+
+    return has_linear_head(KerasClassifier.load(model_dir, threads=threads)._model)
+
+
+def balanced_weights(y: np.ndarray, n_classes: int, base: np.ndarray | None = None) -> np.ndarray:
+    """Per-sample weights ``(N,)`` float64 such that every present class has the same total
+    weight (mean weight 1). ``base``: prior weights ``(N,)`` (e.g. 0.5 for a doubtful label),
+    kept within a class."""
+    base = np.ones(len(y)) if base is None else np.asarray(base, dtype=np.float64)
+    w = np.zeros(len(y))
+    present = [c for c in range(n_classes) if base[y == c].sum() > 0]
+    for c in present:
+        mask = y == c
+        w[mask] = base[mask] / base[mask].sum()
+    return w * len(y) / max(w.sum(), 1e-12)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_head(z: np.ndarray, y: np.ndarray, w: np.ndarray, W0: np.ndarray, b0: np.ndarray, lam: float, *,
+             steps: int = STEPS, learning_rate: float = LEARNING_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """MAP softmax regression with a Gaussian prior at ``(W0, b0)`` (module docstring).
+
+    ``z``: features ``(N, d)`` float; ``y``: class indices ``(N,)`` int in ``[0, k)``;
+    ``w``: sample weights ``(N,)`` ≥ 0 (not all 0); ``W0`` ``(d, k)``, ``b0`` ``(k,)``: the
+    prior's centre; ``lam`` > 0. Full-batch Adam from ``(W0, b0)`` for ``steps`` steps.
+    Returns ``(W, b)`` float64 of the same shapes. Raises ``ValueError`` for inconsistent
+    shapes or a non-positive ``lam``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n, d = z.shape
+    k = W0.shape[1]
+    if W0.shape != (d, k) or b0.shape != (k,) or y.shape != (n,) or w.shape != (n,):
+        raise ValueError(f"shapes do not agree: z {z.shape}, y {y.shape}, w {w.shape}, W0 {W0.shape}, b0 {b0.shape}")
+    if lam <= 0:
+        raise ValueError(f"lam must be > 0, not {lam}")
+    W, b = W0.astype(np.float64).copy(), b0.astype(np.float64).copy()
+    onehot = np.eye(k)[y]
+    ws = w / max(w.sum(), 1e-12)
+    mW, vW, mb, vb = np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        g = (_softmax(z @ W + b) - onehot) * ws[:, None]
+        gW = z.T @ g + lam * (W - W0)
+        gb = g.sum(axis=0) + lam * (b - b0)
+        mW = beta1 * mW + (1 - beta1) * gW
+        vW = beta2 * vW + (1 - beta2) * gW * gW
+        mb = beta1 * mb + (1 - beta1) * gb
+        vb = beta2 * vb + (1 - beta2) * gb * gb
+        lr = learning_rate * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        W -= lr * mW / (np.sqrt(vW) + eps)
+        b -= lr * mb / (np.sqrt(vb) + eps)
+    return W, b
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, classes: Sequence[int]) -> float:
+    f1 = []
+    for c in classes:
+        tp = float(np.sum((pred == c) & (y == c)))
+        fp = float(np.sum((pred == c) & (y != c)))
+        fn = float(np.sum((pred != c) & (y == c)))
+        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1)) if f1 else 0.0
+
+
+def choose_lambda(z: np.ndarray, y: np.ndarray, w: np.ndarray, W0: np.ndarray, b0: np.ndarray,
+                  groups: np.ndarray, *, lambdas: Sequence[float] = LAMBDAS, folds: int = CV_FOLDS,
+                  seed: int = 0, steps: int = STEPS) -> tuple[float, dict[str, float]]:
+    """The prior strength with the best mean cross-validated macro-F1 on the training labels.
+
+    ``groups`` ``(N,)``: rows with the same group (an image and its mirror) are kept on one
+    side. Folds are dealt over groups at random (``seed``). Ties go to the larger λ (closer to
+    the champion). Returns ``(λ, {str(λ): mean macro-F1})``; with fewer than ``folds`` groups
+    the largest λ and an empty score table.
+    """
+    uniq = np.unique(groups)
+    if len(uniq) < folds:
+        return float(max(lambdas)), {}
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq.tolist(), (rng.permutation(len(uniq)) % folds).tolist(), strict=True))
+    fold = np.array([fold_of[g] for g in groups.tolist()])
+    scores: dict[str, float] = {}
+    for lam in lambdas:
+        f1s = []
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            if not tr.any() or not te.any():
+                continue
+            W, b = fit_head(z[tr], y[tr], balanced_weights(y[tr], W0.shape[1], w[tr]), W0, b0, lam, steps=steps)
+            pred = (z[te] @ W + b).argmax(axis=1)
+            f1s.append(_macro_f1(y[te], pred, np.unique(y[te]).tolist()))
+        scores[str(lam)] = float(np.mean(f1s)) if f1s else 0.0
+    best = max(lambdas, key=lambda lam: (round(scores[str(lam)], 6), lam))
+    return float(best), scores
+
+
+def _features(feature_model: Any, paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
+    """Pooled features of each image and of its mirror: ``(2N, d)`` float32 (row ``2i`` the
+    image, ``2i+1`` its mirror)."""
+    from modbot.decode import open_image
+
+    feats = []
+    for start in range(0, len(paths), CHUNK):
+        batch = preprocess([open_image(p) for p in paths[start : start + CHUNK]], size)
+        both = np.stack([batch, batch[:, :, ::-1, :]], axis=1).reshape((-1, *batch.shape[1:]))
+        feats.append(np.asarray(feature_model(both.astype(np.float32), training=False)))
+    return np.concatenate(feats)
+
+
+def refit_head(champion_dir: str | Path, train: Sequence[tuple[Path, str]], out: str | Path, *,
+               version: str, labels: Sequence[str] | None = None, sample_weights: Sequence[float] | None = None,
+               seed: int = 0, threads: int | None = None) -> dict[str, Any]:
+    """Write a challenger model directory: the champion with its head refitted on ``train``.
+
+    ``champion_dir``: a model directory whose ``model.keras`` has the ``pooled`` and ``medium``
+    layers (:func:`has_linear_head`). ``train``: ``(image path, medium)`` pairs. ``labels``:
+    the challenger's media (default: the champion's, plus any medium of ``train`` it lacks,
+    appended); every champion medium must stay. ``sample_weights``: one per training image
+    (default 1). Writes ``model.keras``, ``labels.json`` (the champion's, with ``version``, the
+    new labels and the recipe; no LiteRT record) and ``metrics.json`` (``training``: λ and its
+    cross-validation scores, counts, seconds) into ``out``. Returns the ``training`` record.
+
+    Raises ``ModelError`` when the champion has no linear head or a champion medium would be
+    dropped; ``ValueError`` for an empty ``train`` or a medium outside ``labels``; decoding
+    errors of :func:`modbot.decode.open_image`. Imports TensorFlow.
+    """
+    from modbot.ml.export import deflate_keras_file, write_json
+    from modbot.ml.keras_classifier import KerasClassifier
+    from modbot.ml.tf import load_keras
+
+    t0 = time.perf_counter()
+    if not train:
+        raise ValueError("no training images")
+    champ = KerasClassifier.load(champion_dir, threads=threads)
+    keras = load_keras(threads)
+    model = champ._model
+    if not has_linear_head(model):
+        raise ModelError(f"{champion_dir}: the model has no '{FEATURES_LAYER}' → '{HEAD_LAYER}' linear head "
+                         "to refit (set [learning] recipe = \"train\")")
+    old = list(champ.labels)
+    new = list(labels) if labels is not None else old + sorted({m for _, m in train} - set(old))
+    if missing := [m for m in old if m not in new]:
+        raise ModelError(f"the challenger would drop media the champion predicts: {missing}")
+    index = {m: i for i, m in enumerate(new)}
+    if unknown := sorted({m for _, m in train} - set(index)):
+        raise ValueError(f"training media {unknown} are not among the labels {new}")
+    K, B = champ._model.get_layer(HEAD_LAYER).get_weights()
+    W0 = np.zeros((K.shape[0], len(new)))
+    b0 = np.full(len(new), float(np.mean(B)))
+    for i, m in enumerate(old):
+        W0[:, index[m]], b0[index[m]] = K[:, i], B[i]
+
+    feature_model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    z = _features(feature_model, [p for p, _ in train], tuple(champ.input_size))
+    y = np.repeat([index[m] for _, m in train], 2)
+    base = np.repeat(np.ones(len(train)) if sample_weights is None else np.asarray(sample_weights, float), 2)
+    groups = np.repeat(np.arange(len(train)), 2)
+    lam, cv = choose_lambda(z, y, base, W0, b0, groups, seed=seed)
+    W, b = fit_head(z, y, balanced_weights(y, len(new), base), W0, b0, lam)
+
+    from keras import layers
+
+    head = layers.Dense(len(new), activation="softmax", name=HEAD_LAYER)
+    challenger = keras.Model(model.input, head(model.get_layer(FEATURES_LAYER).output), name=model.name)
+    head.set_weights([W.astype(np.float32), b.astype(np.float32)])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TFLITE_FILE).unlink(missing_ok=True)
+    challenger.save(out / MODEL_FILE)
+    deflate_keras_file(out / MODEL_FILE)
+    doc = json.loads((Path(champion_dir) / LABELS_FILE).read_text(encoding="utf-8"))
+    doc.pop("tflite", None)
+    doc.update(labels=new, version=version,
+               recipe=f"head refitted on the subreddit's labels from {champ.version} (modbot.ml.headfit)")
+    write_json(out / LABELS_FILE, doc)
+    record = {"recipe": "head", "champion": champ.version, "lambda": lam, "lambda_cv_macro_f1": cv,
+              "n_images": len(train), "n_rows": len(y), "mirrored": True,
+              "per_medium": {m: int(sum(1 for _, x in train if x == m)) for m in new},
+              "seconds": round(time.perf_counter() - t0, 2)}
+    write_json(out / METRICS_FILE, {"version": version, "labels": new, "training": record})
+    return record
+
+
+def export_int8(model_dir: str | Path, paths: Sequence[Path], *, threads: int | None = None) -> dict[str, Any]:
+    """Export a refitted challenger to int8 LiteRT, as the shipped model is served, so that the
+    daemon keeps serving without TensorFlow after a promotion.
+
+    ``paths``: training images (up to :data:`~modbot.ml.export.INT8_CALIBRATION_IMAGES` fit the
+    int8 ranges; up to 512 check the export against the Keras model, the criterion of
+    :func:`modbot.ml.export.export_tflite`). Returns the export record (``passed`` False:
+    the directory is served through Keras instead). Imports TensorFlow.
+    """
+    from modbot.decode import open_image
+    from modbot.ml.export import INT8_CALIBRATION_IMAGES, export_tflite
+    from modbot.ml.keras_classifier import KerasClassifier
+
+    size = tuple(KerasClassifier.load(model_dir, threads=threads).input_size)
+    chosen = list(paths)[:512]
+    inputs = np.concatenate([preprocess([open_image(p) for p in chosen[i : i + CHUNK]], size)
+                             for i in range(0, len(chosen), CHUNK)])
+    return export_tflite(model_dir, inputs, quantize="int8", calibration_images=inputs[:INT8_CALIBRATION_IMAGES])
