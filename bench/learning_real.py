@@ -25,6 +25,14 @@ retraining job in its child process, the live swap):
    gates): ``all`` statements, ``agreed`` (only where the model already agreed) and
    ``unflagged`` — what leaving out flagged posts buys.
 
+``--champion fold`` asks the same question where the data allow an answer: the shipped model saw
+40 of realart's 56 sources, which leaves 6 artists to stream in the default mode — too few for
+a subreddit, and for gates that hold out whole authors (``modbot.learning.labels.assign_splits``:
+the run is skipped until enough different authors post). With ``fold``, a champion is fitted
+by the shipped recipe (the shipped backbone and features, a new linear head, C = 1e-3, sources
+capped at 80 images) on realart folds 0-2 only; folds 3-4 (up to ``--per-source`` 60 images
+per source, 14 sources) are the subreddit, and all 16 unseen sources are the evaluation set.
+
 Every model is scored on the evaluation sources: macro-F1, per-medium recall, and the judge's
 false-flag and catch rates (:func:`modbot.ml.evaluate.evaluate_tree`: each image posted once
 with its true medium stated and once with each other medium). Models that serve (the shipped
@@ -36,8 +44,8 @@ class balance, the ``unflagged`` default) was chosen on them: all were fixed bef
 first ran. Figures are from a few hundred images and 8 evaluation sources: expect several points
 of noise.
 
-Run from the repository root: ``python bench/learning_real.py [--json]`` (about 10 minutes on 2
-CPU cores). With ``--json`` the last line is one JSON object with ``before_macro_f1``,
+Run from the repository root: ``python bench/learning_real.py [--champion fold] [--json]``
+(10–25 minutes on 2 CPU cores). With ``--json`` the last line is one JSON object with ``before_macro_f1``,
 ``after_macro_f1``, ``clean_after_macro_f1``, ``before_false_flag_rate``,
 ``after_false_flag_rate``, ``promoted``, ``refused_worse``, ``retrain_seconds`` and more.
 Exit status 1 when the shuffled challenger was not refused.
@@ -96,6 +104,60 @@ def split_sources(swap: bool) -> tuple[list[dict[str, str]], list[dict[str, str]
         stream.extend(sides[1 if swap else 0])
         held.extend(sides[0 if swap else 1])
     return stream, held
+
+
+def fold_split(per_source: int, seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+    """``--champion fold``: (champion's training rows, stream rows, evaluation rows). The
+    champion learns realart folds 0-2 (``bench/realart``'s leave-source-out folds, by origin),
+    the subreddit streams folds 3-4 (at most ``per_source`` images per source, seeded), and the
+    evaluation set is the 16 unseen sources."""
+    from realart import data as rdata
+
+    folds = rdata.source_folds(rdata.realart_items())
+    unseen = set(json.loads(TEST_SOURCES.read_text()))
+    rows = list(csv.DictReader((REALART / "manifest.csv").open(encoding="utf-8")))
+    champion = [r for r in rows if r["source"] not in unseen and folds[r["origin"]] <= 2]
+    rng = random.Random(seed)
+    by_source = defaultdict(list)
+    for r in rows:
+        if r["source"] not in unseen and folds[r["origin"]] >= 3:
+            by_source[r["source"]].append(r)
+    stream = [r for src in sorted(by_source) for r in rng.sample(by_source[src], min(per_source, len(by_source[src])))]
+    return champion, stream, [r for r in rows if r["source"] in unseen]
+
+
+def train_fold_champion(rows: list[dict[str, str]], out: Path) -> Path:
+    """The shipped recipe's head (class-balanced softmax regression on the shipped model's
+    ``pooled`` features, each source capped at 80 images, L2 strength of C = 1e-3 as in
+    ``bench/realart``) fitted on ``rows`` only, with the shipped backbone, temperature and flag
+    thresholds; exported to int8 LiteRT like the shipped model. No PACS (the shipped head had
+    2,000 PACS images too)."""
+    import numpy as np
+
+    from modbot.classify import shipped_model_dir
+    from modbot.ml.headfit import (
+        author_weights,
+        balanced_weights,
+        export_int8,
+        fit_head,
+        pooled_features,
+        write_head_model,
+    )
+    from modbot.ml.keras_classifier import KerasClassifier
+
+    paths = [REALART / r["file"] for r in rows]
+    z = pooled_features(shipped_model_dir(), paths)
+    y = np.array([MEDIA.index(r["medium"]) for r in rows])
+    w = balanced_weights(y, len(MEDIA), author_weights([r["source"] for r in rows]))
+    lam = 1.0 / (1e-3 * len(rows))
+    W, b = fit_head(z, y, w, np.zeros((z.shape[1], len(MEDIA))), np.zeros(len(MEDIA)), lam, steps=1000)
+    shipped = KerasClassifier.load(shipped_model_dir())
+    write_head_model(shipped._model, W, b, MEDIA, out, version="fold012-head",
+                     base_labels=shipped_model_dir() / "labels.json",
+                     recipe="bench champion: the shipped recipe's head on realart folds 0-2 (bench/learning_real.py)")
+    rng = random.Random(0)
+    export_int8(out, rng.sample(paths, min(512, len(paths))))
+    return out
 
 
 def build_posts(stream: list[dict[str, str]], wrong_rate: float, clean: bool, live: int,
@@ -158,8 +220,8 @@ class Loop:
     when asked, once more on shuffled labels) while live posts keep arriving."""
 
     def __init__(self, args: argparse.Namespace, work: Path, stream: list[dict[str, str]], *,
-                 clean: bool, shuffled: bool) -> None:
-        self.args, self.work, self.clean, self.shuffled = args, work, clean, shuffled
+                 clean: bool, shuffled: bool, champion: Path | None) -> None:
+        self.args, self.work, self.clean, self.shuffled, self.champion = args, work, clean, shuffled, champion
         self.posts, self.live, self.images, self.truth = build_posts(
             stream, args.wrong_rate, clean, args.live, args.seed)
         self.result: dict[str, Any] = {}
@@ -178,10 +240,11 @@ class Loop:
         with SandboxServer(self.posts + self.live, self.images, released=0) as server:
             config = demo_config(server.url, self.work, act=False).replace(
                 learning=learning_settings(self.work, self.args.seed),
-                reddit={"poll_interval": 0.2}, daemon={"retry_base_s": 2.0})
+                reddit={"poll_interval": 0.2}, daemon={"retry_base_s": 2.0},
+                storage={"model_dir": str(self.champion) if self.champion else ""})
             creds = {k: v for k, v in server.praw_kwargs().items()
                      if k in ("client_id", "client_secret", "username", "password")}
-            swappable = SwappableClassifier(load_classifier())
+            swappable = SwappableClassifier(load_classifier(self.champion))
             daemon = Daemon(config, reddit=make_reddit(config, **creds), classifier=swappable)
             scheduler = RetrainScheduler()
             ctl = threading.Thread(target=self._control, args=(server, daemon, config, swappable, scheduler, t0),
@@ -262,8 +325,9 @@ def score(classifier: Any, tree: Path) -> dict[str, Any]:
 
 
 def policy_variants(database: str, work: Path, truth: dict[str, tuple[str, str]], tree: Path,
-                    seed: int) -> dict[str, Any]:
-    """The head refitted on each label policy's training labels (module docstring, step 6)."""
+                    seed: int, cutoff: float, champion: Path | None) -> dict[str, Any]:
+    """The head refitted on each label policy's training labels (module docstring, step 6),
+    with the scheduled run's cut-off (the live posts that came later are not labels)."""
     from modbot.classify import shipped_model_dir
     from modbot.config import Config
     from modbot.learning.labels import gather_data
@@ -286,12 +350,13 @@ def policy_variants(database: str, work: Path, truth: dict[str, tuple[str, str]]
     for policy in ("all", "unflagged", "agreed"):
         config = Config().replace(storage={"database": str(copy), "image_cache": str(Path(database).parent / "cache")},
                                   learning={"stated_labels": policy, "models_dir": str(work / "variant-models")})
-        data = gather_data(config, db, list(MEDIA), cutoff=time.time(), now=time.time(), fetch_evicted=False)
+        data = gather_data(config, db, list(MEDIA), cutoff=cutoff, now=cutoff, fetch_evicted=False)
         train_sha = {p.name.split(".")[0] for p, _ in data.train}
         wrong = sum(1 for sha, (true, stated) in sha_truth.items() if true != stated and sha in train_sha)
         model_dir = work / f"variant-{policy}"
         t = time.perf_counter()
-        rec = refit_head(shipped_model_dir(), data.train, model_dir, version=f"policy-{policy}", seed=seed)
+        rec = refit_head(champion or shipped_model_dir(), data.train, model_dir, version=f"policy-{policy}", seed=seed,
+                         authors=data.train_authors)
         out[policy] = {**score(KerasClassifier.load(model_dir), tree), "n_train": len(data.train),
                        "wrong_labels_in_train": wrong, "lambda": rec["lambda"],
                        "seconds": round(time.perf_counter() - t, 1)}
@@ -307,6 +372,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--live", type=int, default=600, help="unlabelled PACS posts available while training")
     ap.add_argument("--live-rate", type=float, default=2.0, help="unlabelled posts released per second")
     ap.add_argument("--swap", action="store_true", help="exchange stream and evaluation sources")
+    ap.add_argument("--champion", choices=("shipped", "fold"), default="shipped",
+                    help="shipped: the shipped model serves, the 16 unseen sources are split into stream and "
+                         "evaluation; fold: a champion fitted by the shipped recipe on realart folds 0-2 serves, "
+                         "folds 3-4 stream, the 16 unseen sources evaluate")
+    ap.add_argument("--per-source", type=int, default=60, help="--champion fold: stream images per source")
     ap.add_argument("--no-clean", action="store_true", help="skip the clean-label loop")
     ap.add_argument("--no-variants", action="store_true", help="skip the label-policy variants")
     ap.add_argument("--seed", type=int, default=0)
@@ -343,23 +413,30 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    stream, held = split_sources(args.swap)
+    champion = None
+    if args.champion == "fold":
+        champion_rows, stream, held = fold_split(args.per_source, args.seed)
+        log(f"fold champion: fitting the shipped recipe's head on {len(champion_rows)} images of folds 0-2")
+        champion = train_fold_champion(champion_rows, work / "fold-champion")
+    else:
+        stream, held = split_sources(args.swap)
     tree = eval_tree(held, work / "eval")
-    log(f"stream {len(stream)} images ({Counter(r['medium'] for r in stream)}), evaluation {len(held)} "
-        f"({Counter(r['medium'] for r in held)}); sources: stream {sorted({r['source'] for r in stream})}")
-    before = score(load_classifier(), tree)
+    log(f"stream {len(stream)} images ({Counter(r['medium'] for r in stream)}) from "
+        f"{len({r['source'] for r in stream})} sources, evaluation {len(held)} ({Counter(r['medium'] for r in held)}) "
+        f"from {len({r['source'] for r in held})}")
+    before = score(load_classifier(champion), tree)
 
-    noisy_loop = Loop(args, work / "noisy", stream, clean=False, shuffled=True)
+    noisy_loop = Loop(args, work / "noisy", stream, clean=False, shuffled=True, champion=champion)
     noisy = noisy_loop.run(t0)
     row, worse = noisy["run"], noisy.get("worse")
-    after = score(load_classifier(_served_dir(work / "noisy", row)), tree)
+    after = score(load_classifier(_served_dir(work / "noisy", row, champion)), tree)
     clean = clean_row = None
     if not args.no_clean:
-        clean = Loop(args, work / "clean", stream, clean=True, shuffled=False).run(t0)
+        clean = Loop(args, work / "clean", stream, clean=True, shuffled=False, champion=champion).run(t0)
         clean_row = clean["run"]
-        clean_after = score(load_classifier(_served_dir(work / "clean", clean_row)), tree)
+        clean_after = score(load_classifier(_served_dir(work / "clean", clean_row, champion)), tree)
     variants = {} if args.no_variants else policy_variants(noisy["database"], work, noisy_loop.truth, tree,
-                                                           args.seed)
+                                                           args.seed, row["cutoff"], champion)
     columns = [("shipped (before)", before), ("after (noisy)", after)]
     if clean:
         columns.append(("after (clean)", clean_after))
@@ -389,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         "stream_verdicts": noisy["verdicts"],
         "streamed_during_training": noisy["during"], "posts_classified_by_two_models": noisy["mixed"],
         "served_after": noisy["served_after"], "daemon_internal_errors": noisy["stats"].errors,
-        "policies": variants, "swap": args.swap, "seed": args.seed,
+        "policies": variants, "swap": args.swap, "seed": args.seed, "champion": args.champion,
+        "champion_version": before["model"], "n_stream_sources": len({r["source"] for r in stream}),
+        "n_eval_sources": len({r["source"] for r in held}),
         "total_seconds": round(time.monotonic() - t0, 1),
     }
     print(f"\nscheduled run: {row['status']} — {row['reason']}\nshuffled run: "
@@ -403,9 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if out["refused_worse"] else 1
 
 
-def _served_dir(work: Path, row: dict[str, Any]) -> Path | None:
-    """The model directory served after a run: the promoted one, else the shipped one (None)."""
-    return work / "models" / row["version"] if row["status"] == "promoted" else None
+def _served_dir(work: Path, row: dict[str, Any], champion: Path | None) -> Path | None:
+    """The model directory served after a run: the promoted one, else the champion (None: the
+    shipped model)."""
+    return work / "models" / row["version"] if row["status"] == "promoted" else champion
 
 
 if __name__ == "__main__":

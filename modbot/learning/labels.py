@@ -31,6 +31,8 @@ evaluation images). No TensorFlow here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import shutil
 import time
@@ -114,7 +116,9 @@ class Label:
     ``source``: ``review`` | ``modlog`` | ``stated`` | ``collected``; ``detail``: the review's decision, or
     why a statement was admitted (``agreed``, ``trusted``, ``all``, ``collected``).
     ``submission``: fullname it came from; ``path``/``url``: where the image was cached and
-    downloaded from; ``labelled_at``: Unix seconds when the label was recorded.
+    downloaded from; ``labelled_at``: Unix seconds when the label was recorded; ``author``: the
+    poster (evaluation images and cross-validation folds are grouped by it: see
+    :func:`assign_splits`).
     """
 
     sha256: str
@@ -125,6 +129,8 @@ class Label:
     path: str | None
     url: str | None
     labelled_at: float
+    #: Reddit username of the submission's poster (None: deleted, or not recorded).
+    author: str | None = None
 
 
 @dataclass
@@ -191,7 +197,19 @@ def gather_labels(db: Database, policy: LabelPolicy, *, cutoff: float | None = N
         # prefer a daemon statement over collected history, then the earliest
         r, why = min(admitted, key=lambda a: (SOURCES.index(a[0]["source"]), a[0]["labelled_at"] or 0.0))
         labels.append(_label(r, why))
+    authors = _authors(db)
+    labels = [dataclasses.replace(lb, author=authors.get(lb.submission)) for lb in labels]
     return LabelSet(labels, dropped)
+
+
+def _authors(db: Database) -> dict[str, str]:
+    """Poster of every recorded submission (processed or collected), by fullname."""
+    out: dict[str, str] = {}
+    for table in ("collected_posts", "submissions"):
+        if table in db.table_names():
+            out.update((r[0], r[1]) for r in db.execute(
+                f"SELECT fullname, author FROM {table} WHERE author IS NOT NULL AND author != ''"))
+    return out
 
 
 def _label(row: Mapping[str, Any], detail: str | None) -> Label:
@@ -208,34 +226,62 @@ def assign_splits(db: Database, labels: Iterable[Label], eval_fraction: float, *
     """Put every label's image on the ``train`` or ``eval`` side, once; return sha256 → side.
 
     Images already in ``label_splits`` keep their side (the evaluation set is fixed: nothing
-    on the ``eval`` side is ever trained on, even if its label changes later). New images are
-    assigned per medium so that each medium's ``eval`` share comes as close as possible to
-    ``eval_fraction`` (``round(fraction · n)`` images of its ``n`` labels, never taking any
-    back): stratified by medium. Which new images go to ``eval`` is decided by sha256 order,
-    i.e. arbitrary but reproducible. Raises ``ValueError`` unless 0 ≤ ``eval_fraction`` < 1.
+    on the ``eval`` side is ever trained on, even if its label changes later).
+
+    New images are assigned **by author**, so that the gates measure what moderators need —
+    how the model does on artists it was not trained on (an artist's images are near-twins in
+    style; a random image split lets a model that learned the artists look better than it is):
+    a new image of an author who already has images on one side goes to that side; the new
+    authors of each medium (an author counts under the medium of most of their new images;
+    taken in sha256-of-name order, arbitrary but reproducible) go to ``eval`` while that brings
+    the medium's ``eval`` share closer to ``eval_fraction`` (``round(fraction · n)`` of its ``n``
+    labels), else to ``train``. So a medium whose labels all come from one prolific author has no
+    evaluation images until other authors post it. Images without a known author are assigned
+    one by one the same way (sha256 order). Raises ``ValueError`` unless 0 ≤ ``eval_fraction`` < 1.
     """
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     now = time.time() if now is None else now
     labels = list(labels)
     existing = {r[0]: r[1] for r in db.execute("SELECT sha256, split FROM label_splits")}
-    new_by_medium: dict[str, list[str]] = {}
     eval_count: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    author_side: dict[str, str] = {}
     for label in labels:
         total[label.medium] += 1
         side = existing.get(label.sha256)
-        if side is None:
-            new_by_medium.setdefault(label.medium, []).append(label.sha256)
-        elif side == "eval":
+        if side is not None and label.author:
+            author_side.setdefault(label.author, side)
+        if side == "eval":
             eval_count[label.medium] += 1
+    groups: dict[str, list[Label]] = {}
+    for label in labels:
+        if label.sha256 not in existing:
+            key = f"a:{label.author}" if label.author else f"i:{label.sha256}"
+            groups.setdefault(key, []).append(label)
     rows = []
-    for medium, shas in new_by_medium.items():
-        wanted = max(0, round(eval_fraction * total[medium]) - eval_count[medium])
-        for i, sha in enumerate(sorted(shas)):
-            side = "eval" if i < wanted else "train"
-            existing[sha] = side
-            rows.append({"sha256": sha, "split": side, "medium": medium, "assigned_at": now})
+
+    def put(group: list[Label], side: str) -> None:
+        for label in group:
+            if label.sha256 in existing:  # the same image twice in one group
+                continue
+            existing[label.sha256] = side
+            eval_count[label.medium] += side == "eval"
+            rows.append({"sha256": label.sha256, "split": side, "medium": label.medium, "assigned_at": now})
+
+    fresh = []
+    for key, group in groups.items():
+        known = author_side.get(key[2:]) if key.startswith("a:") else None
+        if known is not None:
+            put(group, known)
+        else:
+            fresh.append((hashlib.sha256(key.encode()).hexdigest(), group))
+    for _, group in sorted(fresh, key=lambda item: item[0]):
+        medium = Counter(lb.medium for lb in group).most_common(1)[0][0]
+        target = round(eval_fraction * total[medium])
+        n = sum(1 for lb in group if lb.medium == medium)
+        closer = abs(eval_count[medium] + n - target) < abs(eval_count[medium] - target)
+        put(group, "eval" if closer else "train")
     if rows:
         with write_transaction(db):
             db["label_splits"].insert_all(rows, ignore=True)
@@ -313,12 +359,15 @@ def build_tree(root: str | os.PathLike[str], items: Iterable[tuple[Path, str]]) 
 @dataclass
 class RunData:
     """The images of one run: ``classes`` (media, ``MEDIA`` order), ``train``/``eval``
-    ((image file, medium) pairs) and ``counts`` (the ``data_counts`` column)."""
+    ((image file, medium) pairs), ``counts`` (the ``data_counts`` column) and
+    ``train_authors`` (the poster of each training image, aligned with ``train``; None when
+    unknown)."""
 
     classes: list[str]
     train: list[tuple[Path, str]]
     eval: list[tuple[Path, str]]
     counts: dict[str, Any]
+    train_authors: list[str | None] = field(default_factory=list)
 
 
 def gather_data(config: Config, db: Database, champion_labels: Sequence[str], *, cutoff: float,
@@ -336,13 +385,14 @@ def gather_data(config: Config, db: Database, champion_labels: Sequence[str], *,
     with contextlib.ExitStack() as stack:
         fetcher = stack.enter_context(ImageFetcher.from_config(config)) if fetch_evicted else None
         located = locate_images(used, config.storage.image_cache, fetcher=fetcher)
-    found = [(i.path, i.label.medium, sides[i.label.sha256]) for i in located if i.path is not None]
-    train = [(p, m) for p, m, side in found if side == "train"]
-    evaluation = [(p, m) for p, m, side in found if side == "eval"]
+    found = [(i.path, i.label.medium, sides[i.label.sha256], i.label.author) for i in located if i.path is not None]
+    train = [(p, m) for p, m, side, _ in found if side == "train"]
+    evaluation = [(p, m) for p, m, side, _ in found if side == "eval"]
     skipped = Counter(item.reason for item in located if item.path is None)
     excluded = {m: n for m, n in per_medium.items() if m not in classes}
     return RunData(classes, train, evaluation,
-                   _data_counts(label_set, excluded, train, evaluation, skipped))
+                   _data_counts(label_set, excluded, train, evaluation, skipped),
+                   train_authors=[a for _, _, side, a in found if side == "train"])
 
 
 def _data_counts(label_set: LabelSet, excluded: dict[str, int], train: list[tuple[Path, str]],

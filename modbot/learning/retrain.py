@@ -335,7 +335,8 @@ def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, 
         labels = list(read_labels(champion_dir)["labels"])
         labels += [m for m in data.classes if m not in labels]
         refit_head(champion_dir, [(p, m) for (p, _), m in zip(data.train, media, strict=True)], work / "model",
-                   version=version, labels=labels, seed=learning.seed, threads=learning.threads)
+                   version=version, labels=labels, authors=data.train_authors or None, seed=learning.seed,
+                   threads=learning.threads)
     else:
         build_tree(work / "train", [(p, m) for (p, _), m in zip(data.train, media, strict=True)])
         train_model(work / "train", work / "model", **training_options(learning, version=version))

@@ -13,8 +13,10 @@ champion's head::
 
 (:func:`fit_head`). Large ``λ`` gives the champion back; small ``λ`` trusts the new labels.
 ``λ`` is chosen per run by cross-validation on the run's own training labels only
-(:func:`choose_lambda`, grouped so that copies of one image stay on one side), never on the
-evaluation set the promotion gates use. A medium the champion lacks starts from a zero column.
+(:func:`choose_lambda`, folds by author: what is measured is the head on artists it was not
+fitted on), never on the evaluation set the promotion gates use (itself split by author,
+:func:`modbot.learning.labels.assign_splits`). No author counts for more than
+:data:`AUTHOR_CAP` images. A medium the champion lacks starts from a zero column.
 Each training image counts twice, as is and mirrored left-right (a mirrored artwork keeps its
 medium). Classes are balanced (each medium's weights sum to the same total).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,8 +54,11 @@ HEAD_LAYER = "medium"
 #: Candidate prior strengths λ (per-sample loss scale). The shipped head corresponds to
 #: λ ≈ 1/(C·N) ≈ 0.17 (C = 1e-3, N ≈ 6,000 images), so the grid spans ~20× either side.
 LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-#: Cross-validation folds for λ.
+#: Cross-validation folds for λ (over authors).
 CV_FOLDS = 4
+#: Most images one author counts for (larger ones are down-weighted to it); the shipped
+#: recipe caps each realart source the same way (``bench/realart/heads.py``).
+AUTHOR_CAP = 80
 #: Optimiser steps (full-batch Adam; the problem is strongly convex) and step size.
 STEPS = 400
 LEARNING_RATE = 0.05
@@ -148,8 +154,8 @@ def choose_lambda(z: np.ndarray, y: np.ndarray, w: np.ndarray, W0: np.ndarray, b
                   seed: int = 0, steps: int = STEPS) -> tuple[float, dict[str, float]]:
     """The prior strength with the best mean cross-validated macro-F1 on the training labels.
 
-    ``groups`` ``(N,)``: rows with the same group (an image and its mirror) are kept on one
-    side. Folds are dealt over groups at random (``seed``). Ties go to the larger λ (closer to
+    ``groups`` ``(N,)``: rows with the same group (an author's images and their mirrors)
+    are kept on one side. Folds are dealt over groups at random (``seed``). Ties go to the larger λ (closer to
     the champion). Returns ``(λ, {str(λ): mean macro-F1})``; with fewer than ``folds`` groups
     the largest λ and an empty score table.
     """
@@ -174,29 +180,41 @@ def choose_lambda(z: np.ndarray, y: np.ndarray, w: np.ndarray, W0: np.ndarray, b
     return float(best), scores
 
 
-def _features(feature_model: Any, paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
+def _features(feature_model: Any, paths: Sequence[Path], size: tuple[int, int], *, mirror: bool = True) -> np.ndarray:
     """Pooled features of each image and of its mirror: ``(2N, d)`` float32 (row ``2i`` the
-    image, ``2i+1`` its mirror)."""
+    image, ``2i+1`` its mirror); ``(N, d)`` without ``mirror``."""
     from modbot.decode import open_image
 
     feats = []
     for start in range(0, len(paths), CHUNK):
         batch = preprocess([open_image(p) for p in paths[start : start + CHUNK]], size)
-        both = np.stack([batch, batch[:, :, ::-1, :]], axis=1).reshape((-1, *batch.shape[1:]))
-        feats.append(np.asarray(feature_model(both.astype(np.float32), training=False)))
+        both = np.stack([batch, batch[:, :, ::-1, :]], axis=1).reshape((-1, *batch.shape[1:])) if mirror else batch
+        feats.append(np.asarray(feature_model([both.astype(np.float32)], training=False)))
     return np.concatenate(feats)
+
+
+def author_weights(authors: Sequence[str | None], cap: int = AUTHOR_CAP) -> np.ndarray:
+    """Per-image weights ``(N,)`` float64: 1, or ``cap / n`` for each of the ``n`` > ``cap``
+    images of one author, so that no poster counts for more than ``cap`` images (None: an
+    unknown author, weight 1)."""
+    counts = Counter(a for a in authors if a)
+    return np.array([min(1.0, cap / counts[a]) if a else 1.0 for a in authors], dtype=np.float64)
 
 
 def refit_head(champion_dir: str | Path, train: Sequence[tuple[Path, str]], out: str | Path, *,
                version: str, labels: Sequence[str] | None = None, sample_weights: Sequence[float] | None = None,
-               seed: int = 0, threads: int | None = None) -> dict[str, Any]:
+               authors: Sequence[str | None] | None = None, seed: int = 0,
+               threads: int | None = None) -> dict[str, Any]:
     """Write a challenger model directory: the champion with its head refitted on ``train``.
 
     ``champion_dir``: a model directory whose ``model.keras`` has the ``pooled`` and ``medium``
     layers (:func:`has_linear_head`). ``train``: ``(image path, medium)`` pairs. ``labels``:
     the challenger's media (default: the champion's, plus any medium of ``train`` it lacks,
     appended); every champion medium must stay. ``sample_weights``: one per training image
-    (default 1). Writes ``model.keras``, ``labels.json`` (the champion's, with ``version``, the
+    (default 1). ``authors``: the poster of each training image (None: unknown): the
+    cross-validation that chooses λ leaves whole authors out, so it measures what moderators
+    need — the model on artists it was not fitted on — and no author counts for more than
+    :data:`AUTHOR_CAP` images (:func:`author_weights`). Writes ``model.keras``, ``labels.json`` (the champion's, with ``version``, the
     new labels and the recipe; no LiteRT record) and ``metrics.json`` (``training``: λ and its
     cross-validation scores, counts, seconds) into ``out``. Returns the ``training`` record.
 
@@ -204,7 +222,7 @@ def refit_head(champion_dir: str | Path, train: Sequence[tuple[Path, str]], out:
     dropped; ``ValueError`` for an empty ``train`` or a medium outside ``labels``; decoding
     errors of :func:`modbot.decode.open_image`. Imports TensorFlow.
     """
-    from modbot.ml.export import deflate_keras_file, write_json
+    from modbot.ml.export import write_json
     from modbot.ml.keras_classifier import KerasClassifier
     from modbot.ml.tf import load_keras
 
@@ -233,32 +251,66 @@ def refit_head(champion_dir: str | Path, train: Sequence[tuple[Path, str]], out:
     feature_model = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
     z = _features(feature_model, [p for p, _ in train], tuple(champ.input_size))
     y = np.repeat([index[m] for _, m in train], 2)
-    base = np.repeat(np.ones(len(train)) if sample_weights is None else np.asarray(sample_weights, float), 2)
-    groups = np.repeat(np.arange(len(train)), 2)
+    authors = list(authors) if authors is not None else [None] * len(train)
+    if len(authors) != len(train):
+        raise ValueError(f"{len(authors)} authors for {len(train)} training images")
+    base = np.ones(len(train)) if sample_weights is None else np.asarray(sample_weights, float)
+    base = np.repeat(base * author_weights(authors), 2)
+    groups = np.repeat([f"a:{a}" if a else f"i:{i}" for i, a in enumerate(authors)], 2)
     lam, cv = choose_lambda(z, y, base, W0, b0, groups, seed=seed)
     W, b = fit_head(z, y, balanced_weights(y, len(new), base), W0, b0, lam)
 
-    from keras import layers
-
-    head = layers.Dense(len(new), activation="softmax", name=HEAD_LAYER)
-    challenger = keras.Model(model.input, head(model.get_layer(FEATURES_LAYER).output), name=model.name)
-    head.set_weights([W.astype(np.float32), b.astype(np.float32)])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / TFLITE_FILE).unlink(missing_ok=True)
-    challenger.save(out / MODEL_FILE)
-    deflate_keras_file(out / MODEL_FILE)
-    doc = json.loads((Path(champion_dir) / LABELS_FILE).read_text(encoding="utf-8"))
-    doc.pop("tflite", None)
-    doc.update(labels=new, version=version,
-               recipe=f"head refitted on the subreddit's labels from {champ.version} (modbot.ml.headfit)")
-    write_json(out / LABELS_FILE, doc)
+    write_head_model(model, W, b, new, out, version=version, base_labels=Path(champion_dir) / LABELS_FILE,
+                     recipe=f"head refitted on the subreddit's labels from {champ.version} (modbot.ml.headfit)")
     record = {"recipe": "head", "champion": champ.version, "lambda": lam, "lambda_cv_macro_f1": cv,
+              "n_authors": len({a for a in authors if a}),
               "n_images": len(train), "n_rows": len(y), "mirrored": True,
               "per_medium": {m: int(sum(1 for _, x in train if x == m)) for m in new},
               "seconds": round(time.perf_counter() - t0, 2)}
-    write_json(out / METRICS_FILE, {"version": version, "labels": new, "training": record})
+    write_json(Path(out) / METRICS_FILE, {"version": version, "labels": new, "training": record})
     return record
+
+
+def write_head_model(model: Any, W: np.ndarray, b: np.ndarray, labels: Sequence[str], out: str | Path, *,
+                     version: str, base_labels: Path, recipe: str) -> None:
+    """Write a model directory: ``model``'s layers up to ``pooled`` with a new ``medium`` softmax
+    layer (kernel ``W`` ``(d, k)``, bias ``b`` ``(k,)``, k = ``len(labels)``) as ``model.keras``,
+    and ``labels.json`` copied from ``base_labels`` (temperature, judge thresholds) with the new
+    ``labels``, ``version`` and ``recipe`` and no LiteRT record. Imports TensorFlow."""
+    from keras import layers
+
+    from modbot.ml.export import deflate_keras_file, write_json
+    from modbot.ml.tf import load_keras
+
+    keras = load_keras()
+    head = layers.Dense(len(labels), activation="softmax", name=HEAD_LAYER)
+    new_model = keras.Model(model.input, head(model.get_layer(FEATURES_LAYER).output), name=model.name)
+    head.set_weights([np.asarray(W, np.float32), np.asarray(b, np.float32)])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TFLITE_FILE).unlink(missing_ok=True)
+    new_model.save(out / MODEL_FILE)
+    deflate_keras_file(out / MODEL_FILE)
+    doc = json.loads(base_labels.read_text(encoding="utf-8"))
+    doc.pop("tflite", None)
+    doc.update(labels=list(labels), version=version, recipe=recipe)
+    write_json(out / LABELS_FILE, doc)
+
+
+def pooled_features(model_dir: str | Path, paths: Sequence[Path], *, mirror: bool = False,
+                    threads: int | None = None) -> np.ndarray:
+    """The ``pooled`` features a model directory's head sees, ``(N, d)`` float32 (``(2N, d)``
+    with ``mirror``: rows ``2i``/``2i+1`` = image ``i`` as is / mirrored). Raises ``ModelError``
+    for a model without a linear head. Imports TensorFlow."""
+    from modbot.ml.keras_classifier import KerasClassifier
+    from modbot.ml.tf import load_keras
+
+    clf = KerasClassifier.load(model_dir, threads=threads)
+    if not has_linear_head(clf._model):
+        raise ModelError(f"{model_dir}: the model has no '{FEATURES_LAYER}' → '{HEAD_LAYER}' linear head")
+    keras = load_keras(threads)
+    feature_model = keras.Model(clf._model.input, clf._model.get_layer(FEATURES_LAYER).output)
+    return _features(feature_model, paths, tuple(clf.input_size), mirror=mirror)
 
 
 def export_int8(model_dir: str | Path, paths: Sequence[Path], *, threads: int | None = None) -> dict[str, Any]:

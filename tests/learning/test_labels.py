@@ -123,6 +123,37 @@ def test_evaluation_split_is_fixed_and_stratified(tmp_path):
         assign_splits(db, more, 1.0)
 
 
+def test_evaluation_split_holds_out_whole_authors(tmp_path):
+    """The gates must measure the model on artists it was not trained on: an author's images
+    are all on one side, now and later."""
+    from modbot.learning.labels import Label, assign_splits
+
+    db = fresh_db(tmp_path)
+
+    def label(n, medium, author):
+        return Label(sha(n), medium, "stated", "unflagged", f"t3_{n}", None, None, 1.0, author=author)
+
+    # painting: one prolific author (30) and six small ones (2 each) → 42 paintings, eval target 8
+    labels = [label(i, "painting", "prolific") for i in range(30)]
+    labels += [label(100 + 2 * k + j, "painting", f"small{k}") for k in range(6) for j in range(2)]
+    # drawing: a single author → no drawing can be held out without holding out all of them
+    labels += [label(300 + i, "drawing", "only_drawer") for i in range(10)]
+    sides = assign_splits(db, labels, 0.2, now=1.0)
+    by_author: dict[str, set[str]] = {}
+    for lb in labels:
+        by_author.setdefault(lb.author, set()).add(sides[lb.sha256])
+    assert all(len(s) == 1 for s in by_author.values())                 # never split
+    assert by_author["prolific"] == {"train"}                          # 30 ≫ the target of 8
+    assert by_author["only_drawer"] == {"train"}                       # 10 vs target 2: closer at 0
+    assert sum(s == {"eval"} for a, s in by_author.items() if a.startswith("small")) == 4  # 8 images
+    # later: new images of a held-out author follow it; a new author is dealt like the others
+    held = next(a for a, s in by_author.items() if s == {"eval"})
+    later = labels + [label(500, "painting", held), label(501, "painting", "prolific")]
+    again = assign_splits(db, later, 0.2, now=2.0)
+    assert again[sha(500)] == "eval" and again[sha(501)] == "train"
+    assert all(again[k] == v for k, v in sides.items())
+
+
 def test_evicted_images_are_downloaded_again_or_skipped_with_a_reason(tmp_path):
     from modbot.imagecache import find_cached
     from modbot.images import ImageFetcher

@@ -134,3 +134,10 @@ def test_a_model_without_a_linear_head_is_not_refitted():
     plain = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="medium")(
         keras.layers.GlobalAveragePooling2D()(inp)))
     assert has_linear_head(plain) is False
+
+
+def test_no_author_counts_for_more_than_the_cap():
+    from modbot.ml.headfit import author_weights
+
+    w = author_weights(["a"] * 160 + ["b"] * 10 + [None] * 3, cap=80)
+    assert w[:160].sum() == pytest.approx(80) and np.all(w[160:] == 1.0)
