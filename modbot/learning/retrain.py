@@ -18,7 +18,7 @@ One run (:func:`retrain_once`; ``modbot retrain``, or the daemon's scheduled job
 5. **Evaluation** of champion and challenger on the same evaluation images (:func:`evaluate`).
 6. **Gates** (:func:`decide`): promote only if the challenger's macro-F1 beats the champion's
    by at least ``margin`` (and by more than 0), and its recall of every evaluated medium is at
-   least that medium's floor.
+   least that medium's floor (or the champion's recall, where that is lower).
 7. **Promotion**: the challenger's directory is moved into the registry and the champion
    pointer replaced atomically (:mod:`modbot.learning.registry`). Every run, whatever its
    outcome, is a row of the ``models`` table (data counts, both models' metrics, decision,
@@ -79,14 +79,22 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], learning: Any) 
 
     ``champion``/``challenger``: classification reports (:func:`evaluate`) on the same
     evaluation images. Refused when any medium with evaluation images (support > 0) has a
-    challenger recall below ``learning.floor_for(medium)``, or when the macro-F1 gain is
-    below ``learning.margin`` or not positive (a tie keeps the champion).
+    challenger recall below its floor, or when the macro-F1 gain is below ``learning.margin``
+    or not positive (a tie keeps the champion). A medium's floor is
+    ``learning.floor_for(medium)``, or the champion's own recall of it when that is lower: the
+    floor keeps a medium from getting worse than acceptable, and must not block a challenger
+    that improves a medium the champion was already weak at.
     """
     old = champion.get("macro_f1") or 0.0
     new = challenger.get("macro_f1") or 0.0
     gain = new - old
-    below = [(m, c["recall"], learning.floor_for(m)) for m, c in challenger["per_class"].items()
-             if c["support"] > 0 and c["recall"] < learning.floor_for(m)]
+    champion_recall = {m: c["recall"] for m, c in champion.get("per_class", {}).items() if c["support"] > 0}
+
+    def floor(medium: str) -> float:
+        return min(learning.floor_for(medium), champion_recall.get(medium, learning.floor_for(medium)))
+
+    below = [(m, c["recall"], floor(m)) for m, c in challenger["per_class"].items()
+             if c["support"] > 0 and c["recall"] < floor(m)]
     failed = []
     if gain < learning.margin or gain <= 0:
         failed.append(f"macro-F1 {new:.4f} vs champion {old:.4f}: gain {gain:+.4f} is below the "

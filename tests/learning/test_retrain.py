@@ -41,6 +41,14 @@ def test_promotion_gates_margin_and_recall_floor():
     ok, _ = decide(champion, lopsided, LearningConfig(margin=0.0, recall_floor=0.5,
                                                       recall_floors={"painting": 0.3}))
     assert ok
+    # the champion never finds photography (recall 0): a challenger that finds some of it
+    # (0.3, still under the floor) is not held to 0.5 there — but must not do worse than 0
+    partial = classification_report(truth, ["digital"] * 10 + ["painting"] * 10
+                                    + ["photography"] * 3 + ["painting"] * 7, labels)
+    ok, why = decide(champion, partial, LearningConfig(margin=0.0, recall_floor=0.5))
+    assert ok, why
+    ok, why = decide(partial, champion, LearningConfig(margin=-1.0, recall_floor=0.5))
+    assert not ok and "photography 0.000 < 0.30" in why
 
 
 def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
