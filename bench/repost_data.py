@@ -51,7 +51,7 @@ def load_rgb(path: Path) -> Image.Image:
 _HEADSTONE = re.compile(r"artstone_headstones__(.+?)(desck|mid|mobile|tablet)?\.[0-9a-f]{8}_[0-9a-f]{7}\.jpg$")
 
 
-def group_hashes(paths: list[Path]) -> "np.ndarray":
+def group_hashes(paths: list[Path]) -> np.ndarray:
     """(N, 2, 32) uint8: imagehash 256-bit pHash of each whole file, and of the file cut to the
     bounding box of pixels unlike its top-left corner colour (Pillow getbbox; independent of
     modbot.fingerprint's own border handling). Used only to group same-picture files."""
@@ -69,7 +69,7 @@ def group_hashes(paths: list[Path]) -> "np.ndarray":
     return np.array(out, dtype=np.uint8)
 
 
-def same_content_groups(files: list[Path], hashes: "np.ndarray", max_dist: int = 20) -> list[int]:
+def same_content_groups(files: list[Path], hashes: np.ndarray, max_dist: int = 20) -> list[int]:
     """A group id per file: files that show the same picture share one.
 
     Two rules, checked by eye on samples (see the report): (1) the headstone workshop's
@@ -104,7 +104,7 @@ def same_content_groups(files: list[Path], hashes: "np.ndarray", max_dist: int =
         if m:
             stems.setdefault(m.group(1), i)
             union(i, stems[m.group(1)])
-    pop = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    pop = np.array([i.bit_count() for i in range(256)], dtype=np.uint8)
     for k in range(hashes.shape[1]):
         hk = hashes[:, k]
         for i in range(len(files) - 1):
@@ -122,7 +122,7 @@ _WORDS = ["by", "art", "@", "sketchbook", "oil", "2024", "insta", "mine", "OC", 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
-    except Exception:  # pragma: no cover - Pillow without FreeType
+    except (OSError, ImportError, TypeError):  # pragma: no cover - Pillow without FreeType
         return ImageFont.load_default()
 
 

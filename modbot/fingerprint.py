@@ -1,4 +1,4 @@
-"""Perceptual fingerprint of an image and an exact nearest-neighbour index over fingerprints.
+"""Perceptual fingerprint of an image (the index over fingerprints: :mod:`modbot.fingerprint_index`).
 
 Pure computation (numpy, Pillow): no SQLite, no Reddit. The index over fingerprints is
 :class:`modbot.fingerprint_index.FingerprintIndex`; :mod:`modbot.repost` (the stage) stores
@@ -11,16 +11,22 @@ Fingerprint (``FINGERPRINT_VERSION`` 1)
     surround is uniform, the largest blob unlike it: a picture inside a screenshot-like frame;
     equal to ``whole`` when there is nothing to trim); and 18 crop windows of ``content`` (90 % and
     95 % of each side at 3 x 3 anchors), stored only, so a copy cropped by up to ~10 % meets one.
+    A query also gets a ``screen`` view when it differs from ``content`` (:func:`screen_box`:
+    the picture inside an app screenshot, its title bar, captions and side panel cut away by
+    empty rows/columns and caption-like edge rows); it is not stored, so the stored format
+    (and every database written before it) is unchanged.
     Each view gets two pHashes from one 64x64 DCT-II (imagehash's ``phash`` recipe, with an
     area-averaging downscale done as two small matrix products): ``fine`` 256 bits (16x16 lowest
     frequencies > their median) and ``coarse`` 64 bits (8x8). The mirrored query keys come from
     the same DCT (a horizontal flip negates the odd horizontal frequencies).
 
 Matching
-    A stored item matches a query when a query view (whole, content, or their mirrors) is within
-    ``COARSE_RADIUS`` coarse bits of the item's whole or content view (the gate: an exhaustive
-    faiss binary range search, exact) and within ``max_distance`` fine bits (of 256) of any of its
-    20 views.
+    A stored item matches a query when a query view (whole, content, screen, or their mirrors)
+    is within ``COARSE_RADIUS`` coarse bits of the item's whole, content or centred 90 % window
+    view (the gate: a faiss binary range search, exhaustive up to ``fingerprint_index.IVF_MIN``
+    codes, an inverted file beyond) and within ``max_distance`` fine bits (of 256) of any of its
+    20 views; a match more than ``NEAR_TWIN_MARGIN`` bits further than the query's closest one
+    is dropped.
 
 Bad input raises :class:`modbot.errors.FingerprintError`.
 """
@@ -45,21 +51,37 @@ FINE_BITS = 256          #: bits per fine hash (16x16 DCT block)
 COARSE_BITS = 64         #: bits per coarse hash (8x8 DCT block)
 FINE_BYTES = FINE_BITS // 8
 COARSE_BYTES = COARSE_BITS // 8
-#: fine distance (bits of 256) at or under which two views show the same picture (bench: 44
-#: gives recall 0.883 / precision 0.985; see bench/repost.py). ``[reposts] max_distance``.
+#: fine distance (bits of 256) at or under which two views show the same picture (bench,
+#: validation part: 44 gives recall 0.958 / precision 0.995, 48 0.965 / 0.995; see
+#: bench/repost.py). ``[reposts] max_distance``.
 DEFAULT_MAX_DISTANCE = 44
 #: coarse distance (bits of 64) from a query view to a stored gate view for a candidate
+#: (validation: 14 -> recall 0.958, 18 -> 0.961 but ~20x the candidates at a million items)
 COARSE_RADIUS = 14
+#: a match more than this many fine bits further than the query's closest match is dropped
+#: as a near-twin (another photo of the same work, a redrawn version): on the bench's
+#: validation part it removes ~3/4 of the false matches at no recall cost
+NEAR_TWIN_MARGIN = 12
+#: screenshot query view (:func:`screen_box`): an edge row/column of a picture in a uniform
+#: frame is a caption when under this share of it differs from the frame ...
+SCREEN_SPARSE = 0.6
+#: ... and only along an axis whose median row/column differs at least this much (a solid
+#: picture; a line drawing is left alone). Chosen on the bench's validation part.
+SCREEN_DENSE = 0.75
+#: a row/column with under this share unlike the frame separates blocks (:func:`screen_box`)
+SCREEN_GAP = 0.02
 #: crop windows of the content view: these scales of width and height at 3 x 3 anchors.
 #: Changing views or hashes means a new FINGERPRINT_VERSION (every image re-fingerprinted).
 WINDOW_SCALES = (0.90, 0.95)
 N_VIEWS = 2 + 9 * len(WINDOW_SCALES)
-#: views 0..N_QUERY_VIEWS-1 (whole, content) are the query views and the gate views
+#: views 0..N_QUERY_VIEWS-1 (whole, content) are query views (with the screenshot view) and gate
+#: views (with the centred 90 % window: ``fingerprint_index.GATE_VIEWS``)
 N_QUERY_VIEWS = 2
 #: bytes of :meth:`Fingerprint.to_blob` for N_VIEWS views (802)
 BLOB_BYTES = 2 + N_VIEWS * (FINE_BYTES + COARSE_BYTES)
 
-_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+_POP = np.array([i.bit_count() for i in range(256)], dtype=np.uint8)
+_BITWISE_COUNT = getattr(np, "bitwise_count", None)
 
 
 @dataclass(frozen=True)
@@ -67,10 +89,12 @@ class Fingerprint:
     """Perceptual fingerprint of one image.
 
     ``fine``: ``n_views * 32`` bytes, the 256-bit pHash of each view (whole, content, windows);
-    ``coarse``: ``n_views * 8`` bytes, the 64-bit pHash of each view. ``mirror_fine`` /
-    ``mirror_coarse``: the same for the flipped query views (``N_QUERY_VIEWS``); empty for a
-    fingerprint read back from storage (they serve queries only). Raises
-    :class:`FingerprintError` for byte lengths that are not whole views.
+    ``coarse``: ``n_views * 8`` bytes, the 64-bit pHash of each view. ``extra_fine`` /
+    ``extra_coarse``: query-only views (0 or 1: the :func:`screen_box` view when it differs from
+    the content view); ``mirror_fine`` / ``mirror_coarse``: the same for the flipped query views
+    (whole, content, extra). Query-only keys are empty for a fingerprint read back from storage
+    (they are not stored). Raises :class:`FingerprintError` for byte lengths that are not whole
+    views.
     """
 
     fine: bytes
@@ -78,15 +102,18 @@ class Fingerprint:
     mirror_fine: bytes = b""
     mirror_coarse: bytes = b""
     version: int = FINGERPRINT_VERSION
+    extra_fine: bytes = b""
+    extra_coarse: bytes = b""
 
     def __post_init__(self) -> None:
         n = len(self.fine) // FINE_BYTES
         if n < 1 or len(self.fine) != n * FINE_BYTES or len(self.coarse) != n * COARSE_BYTES:
             raise FingerprintError(f"malformed fingerprint: {len(self.fine)} fine / "
                                    f"{len(self.coarse)} coarse bytes")
-        m = len(self.mirror_fine) // FINE_BYTES
-        if len(self.mirror_fine) != m * FINE_BYTES or len(self.mirror_coarse) != m * COARSE_BYTES:
-            raise FingerprintError("malformed mirrored keys")
+        for f, c in ((self.mirror_fine, self.mirror_coarse), (self.extra_fine, self.extra_coarse)):
+            m = len(f) // FINE_BYTES
+            if len(f) != m * FINE_BYTES or len(c) != m * COARSE_BYTES:
+                raise FingerprintError("malformed query-only keys")
 
     @property
     def n_views(self) -> int:
@@ -107,10 +134,16 @@ class Fingerprint:
         return np.frombuffer(self.coarse, dtype=np.uint8).reshape(-1, COARSE_BYTES)
 
     def query_views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fine (q, 32) uint8, coarse (q, 8) uint8, mirrored (q,) bool) for a lookup."""
+        """(fine (q, 32) uint8, coarse (q, 8) uint8, mirrored (q,) bool) for a lookup: the whole
+        and content views, the extra (screenshot) view, then their mirrors; q is 2 to 6."""
         nq = min(N_QUERY_VIEWS, self.n_views)
         f, c = [self.fine_array()[:nq]], [self.coarse_array()[:nq]]
         mir = [np.zeros(nq, bool)]
+        if self.extra_fine:
+            ef = np.frombuffer(self.extra_fine, dtype=np.uint8).reshape(-1, FINE_BYTES)
+            f.append(ef)
+            c.append(np.frombuffer(self.extra_coarse, dtype=np.uint8).reshape(-1, COARSE_BYTES))
+            mir.append(np.zeros(len(ef), bool))
         if self.mirror_fine:
             mf = np.frombuffer(self.mirror_fine, dtype=np.uint8).reshape(-1, FINE_BYTES)
             f.append(mf)
@@ -295,6 +328,102 @@ def content_box(a: np.ndarray, iterations: int = 3) -> tuple[int, int, int, int]
     return t, b, l, r
 
 
+def _edge_cut(d: np.ndarray, cap: int) -> int:
+    """How many leading entries of a density profile ``d`` (share of each row or column unlike
+    the surround) to cut, at most ``cap``: up to the last nearly empty one (a gap between a
+    caption and the picture), then while under ``SCREEN_SPARSE`` (a caption's text)."""
+    empty = np.flatnonzero(d[:cap] < 0.05)
+    k = int(empty[-1]) + 1 if len(empty) else 0
+    while k < cap and d[k] < SCREEN_SPARSE:
+        k += 1
+    return k
+
+
+def _dense_core(mask: np.ndarray, cap: float = 0.3) -> tuple[int, int, int, int]:
+    """Box (y0, y1, x0, x1), ends exclusive, of a 2-D bool mask (True: unlike the surround)
+    after cutting caption-like edge rows and columns (:func:`_edge_cut`, at most ``cap`` of
+    each side), only along an axis whose median row (column) is at least ``SCREEN_DENSE`` True:
+    a solid picture, not a line drawing."""
+    h, w = mask.shape
+    y0, y1, x0, x1 = 0, h, 0, w
+    for _ in range(2):
+        before = (y0, y1, x0, x1)
+        rows = mask[y0:y1, x0:x1].mean(1)
+        if np.median(rows) >= SCREEN_DENSE:
+            y0, y1 = y0 + _edge_cut(rows, int(cap * h)), y1 - _edge_cut(rows[::-1], int(cap * h))
+        cols = mask[y0:y1, x0:x1].mean(0)
+        if y1 > y0 and np.median(cols) >= SCREEN_DENSE:
+            x0, x1 = x0 + _edge_cut(cols, int(cap * w)), x1 - _edge_cut(cols[::-1], int(cap * w))
+        if (y0, y1, x0, x1) == before or y1 - y0 < 8 or x1 - x0 < 8:
+            break
+    if y1 - y0 < 8 or x1 - x0 < 8:
+        return 0, h, 0, w
+    return y0, y1, x0, x1
+
+
+def _heaviest_run(mass: np.ndarray, gap: float) -> tuple[int, int]:
+    """(start, end) of the run of entries of ``mass`` over ``gap`` with the largest sum (the
+    first on ties); (0, len) when no entry is over ``gap``."""
+    flags = np.concatenate([[False], mass > gap, [False]])
+    d = np.diff(flags.astype(np.int8))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    if len(starts) == 0:
+        return 0, len(mass)
+    c = np.concatenate([[0.0], np.cumsum(mass, dtype=np.float64)])
+    k = int(np.argmax(c[ends] - c[starts]))
+    return int(starts[k]), int(ends[k])
+
+
+def _xy_cut(mask: np.ndarray, rounds: int = 3) -> tuple[int, int, int, int]:
+    """Box (y0, y1, x0, x1) of the heaviest block of a 2-D bool mask that empty rows and
+    columns (under ``SCREEN_GAP`` True) cut apart, alternately along each axis."""
+    h, w = mask.shape
+    y0, y1, x0, x1 = 0, h, 0, w
+    for _ in range(rounds):
+        before = (y0, y1, x0, x1)
+        a, b = _heaviest_run(mask[y0:y1, x0:x1].sum(1), SCREEN_GAP * (x1 - x0))
+        y0, y1 = y0 + a, y0 + b
+        a, b = _heaviest_run(mask[y0:y1, x0:x1].sum(0), SCREEN_GAP * (y1 - y0))
+        x0, x1 = x0 + a, x0 + b
+        if (y0, y1, x0, x1) == before:
+            break
+    return y0, y1, x0, x1
+
+
+def screen_box(a: np.ndarray, box: tuple[int, int, int, int] | None = None,
+               tol: float = 14) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), ends exclusive, of the picture inside a screenshot-like frame
+    of the grey (h, w) float32 array ``a`` (0-255; a query view only; ``box``: its :func:`content_box`, computed
+    when None).
+
+    When the image's outer ring is mostly (>= 40 %) one grey level (within ``tol``), the frame:
+    the heaviest block of pixels unlike it that empty rows/columns separate (:func:`_xy_cut`:
+    title bars, captions and side panels fall away), less caption-like edge rows/columns
+    (:func:`_dense_core`). Else, when the part outside ``box`` is a uniform surround, ``box``
+    less caption-like edge rows/columns. Else ``box``."""
+    h, w = a.shape
+    box = content_box(a) if box is None else box
+    ring = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = float(np.median(ring))
+    if (np.abs(ring - bg) <= tol).mean() >= 0.4:
+        mask = np.abs(a - bg) > tol
+        y0, y1, x0, x1 = _xy_cut(mask)
+        if y1 - y0 >= 0.2 * h and x1 - x0 >= 0.2 * w:
+            c0, c1, d0, d1 = _dense_core(mask[y0:y1, x0:x1])
+            return y0 + c0, y0 + c1, x0 + d0, x0 + d1
+    t, b, l, r = box
+    if (t, b, l, r) == (0, h, 0, w):
+        return box
+    outside = np.ones(a.shape, bool)
+    outside[t:b, l:r] = False
+    vals = a[outside]
+    bg = float(np.median(vals))
+    if (np.abs(vals - bg) <= tol).mean() < 0.6:
+        return box
+    y0, y1, x0, x1 = _dense_core(np.abs(a[t:b, l:r] - bg) > tol)
+    return t + y0, t + y1, l + x0, l + x1
+
+
 def _windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
     """Boxes (y0, y1, x0, x1) of the crop windows of an h x w view: each of ``WINDOW_SCALES``
     at 3 x 3 anchors (top/middle/bottom x left/centre/right)."""
@@ -349,21 +478,47 @@ def fingerprint(image: Image.Image) -> Fingerprint:
     for a non-image or an image under 8x8 px.
     """
     a = _grey_work(image)
-    t, b, l, r = content_box(a)
+    box = content_box(a)
+    t, b, l, r = box
     c = a[t:b, l:r]
     views = [a, c] + [c[y0:y1, x0:x1] for y0, y1, x0, x1 in _windows(*c.shape)]
-    blocks = np.stack([_dct64(v) for v in views])
-    blocks = np.concatenate([blocks, blocks[:N_QUERY_VIEWS] * _ODD[None, None, :]])  # + mirrored
-    fine = _bits_batch(blocks)               # (V + 2, 32)
-    coarse = _bits_batch(blocks[:, :8, :8])  # (V + 2, 8)
-    n = len(views)
-    return Fingerprint(fine[:n].tobytes(), coarse[:n].tobytes(), fine[n:].tobytes(),
-                       coarse[n:].tobytes())
+    sb = screen_box(a, box)
+    extra = [a[sb[0]:sb[1], sb[2]:sb[3]]] if sb != box else []
+    blocks = np.stack([_dct64(v) for v in views + extra])
+    query = np.concatenate([blocks[:N_QUERY_VIEWS], blocks[len(views):]])
+    blocks = np.concatenate([blocks, query * _ODD[None, None, :]])  # + mirrored query views
+    fine = _bits_batch(blocks)               # (V + E + Q, 32)
+    coarse = _bits_batch(blocks[:, :8, :8])  # (V + E + Q, 8)
+    n, e = len(views), len(views) + len(extra)
+    return Fingerprint(fine[:n].tobytes(), coarse[:n].tobytes(), fine[e:].tobytes(),
+                       coarse[e:].tobytes(), extra_fine=fine[n:e].tobytes(),
+                       extra_coarse=coarse[n:e].tobytes())
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each element of an unsigned integer array (uint8 result, same shape):
+    ``numpy.bitwise_count`` (numpy >= 2), else a byte table."""
+    if _BITWISE_COUNT is not None:
+        return _BITWISE_COUNT(x)
+    b = np.ascontiguousarray(x)
+    return _POP[b.view(np.uint8)].reshape(*b.shape, b.itemsize).sum(-1, dtype=np.uint8)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bit distance along the last axis of two broadcastable uint8 arrays (int64)."""
-    return _POP[np.bitwise_xor(a, b)].sum(-1, dtype=np.int64)
+    """Bit distance along the last axis of two broadcastable unsigned integer arrays (int64)."""
+    c = popcount(np.bitwise_xor(a, b))
+    if c.shape[-1] > 8:
+        return c.sum(-1, dtype=np.int64)
+    out = c[..., 0].astype(np.int64)  # a short last axis: adds beat numpy's small reductions
+    for k in range(1, c.shape[-1]):
+        out += c[..., k]
+    return out
+
+
+def as_words(codes: np.ndarray) -> np.ndarray:
+    """View (..., 8k) uint8 codes as (..., k) uint64 words (a copy only when not contiguous);
+    Hamming distances are unchanged and 8x fewer elements are counted."""
+    return np.ascontiguousarray(codes).view(np.uint64)
 
 
 def distance(a: Fingerprint, b: Fingerprint) -> int:

@@ -22,7 +22,7 @@ Kinds (:func:`repost_kind`), the most severe first:
 * ``same_author`` — the same author posted it within ``[reposts] window_days`` (an older
   repost by the same author is allowed and not recorded).
 
-A finding is evidence for a moderator, not a verdict (precision 0.985 on the bench: near-twins
+A finding is evidence for a moderator, not a verdict (precision 0.995 on the bench: near-twins
 such as two photos of one painting can match). :meth:`modbot.act.Actor.report_repost` can
 report it on Reddit (``[reposts] report``).
 """
@@ -41,7 +41,13 @@ from sqlite_utils import Database
 from modbot.config import RepostsConfig
 from modbot.domain import FetchedImage, Post
 from modbot.errors import FingerprintError
-from modbot.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint
+from modbot.fingerprint import (
+    FINGERPRINT_VERSION,
+    NEAR_TWIN_MARGIN,
+    Fingerprint,
+    Match,
+    fingerprint,
+)
 from modbot.fingerprint_index import FingerprintIndex
 from modbot.medium import artist_field, is_self_reference
 from modbot.record import write_transaction
@@ -255,13 +261,18 @@ class RepostStage:
 
     def check(self, post: Post, images: Sequence[FetchedImage],
               config: RepostsConfig) -> RepostFinding | None:
-        """Fingerprint and record ``post``'s fetched ``images`` (their ``rgb``), look each up
+        """Fingerprint and record ``post``'s fetched ``images`` (their ``fingerprint`` when a
+        download thread computed it, else of their ``rgb``), look each up
         among earlier posts and record the finding (``repost_findings``; replaced on a retry).
         Returns it, or None when nothing earlier matched or ``config.enabled`` is false."""
         if not config.enabled or not images:
             return None
         fps: list[tuple[int, Fingerprint]] = []
         for position, image in enumerate(images):
+            ahead = getattr(image, "fingerprint", None)  # computed on a download thread
+            if isinstance(ahead, Fingerprint) and ahead.version == FINGERPRINT_VERSION:
+                fps.append((position, ahead))
+                continue
             try:
                 fps.append((position, fingerprint(image.rgb)))
             except FingerprintError as exc:
@@ -286,10 +297,11 @@ class RepostStage:
               config: RepostsConfig) -> RepostFinding | None:
         """Matches of the post's fingerprints among earlier posts (see the module docstring)."""
         index = self.index
+        # no near-twin margin yet: the post's own (just stored) rows would be the closest match
         hits = [(position, m) for position, fp in fps
-                for m in index.query(fp, max_distance=config.max_distance)]
+                for m in index.query(fp, max_distance=config.max_distance, margin=None)]
         rows = _earlier_rows(self.db, (m.item_id for _, m in hits))
-        candidates = []
+        earlier: list[tuple[int, Earlier, Match]] = []
         for position, m in hits:
             e = rows.get(m.item_id)
             if e is None or e.submission == post.fullname:
@@ -297,6 +309,14 @@ class RepostStage:
             t = float(e.created_utc or 0.0)
             if t > post.created_utc or (t == post.created_utc and e.fingerprint_id > first_own_id):
                 continue  # a later post: it is the repost, not this one
+            earlier.append((position, e, m))
+        closest: dict[int, int] = {}
+        for position, _, m in earlier:
+            closest[position] = min(closest.get(position, m.distance), m.distance)
+        candidates = []
+        for position, e, m in earlier:
+            if m.distance > closest[position] + NEAR_TWIN_MARGIN:
+                continue  # a near-twin of a much closer earlier image
             kind = repost_kind(post.author, e, post.created_utc, config.window_days)
             if kind is not None:
                 candidates.append(RepostMatch(position, e, m.distance, m.mirrored, kind))
