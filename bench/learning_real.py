@@ -150,7 +150,7 @@ def train_fold_champion(rows: list[dict[str, str]], out: Path) -> Path:
     y = np.array([MEDIA.index(r["medium"]) for r in rows])
     w = balanced_weights(y, len(MEDIA), author_weights([r["source"] for r in rows]))
     lam = 1.0 / (1e-3 * len(rows))
-    W, b = fit_head(z, y, w, np.zeros((z.shape[1], len(MEDIA))), np.zeros(len(MEDIA)), lam, steps=1000)
+    W, b = fit_head(z, y, w, np.zeros((z.shape[1], len(MEDIA))), np.zeros(len(MEDIA)), lam)
     shipped = KerasClassifier.load(shipped_model_dir())
     write_head_model(shipped._model, W, b, MEDIA, out, version="fold012-head",
                      base_labels=shipped_model_dir() / "labels.json",

@@ -41,6 +41,13 @@ def test_fit_head_trades_the_labels_against_the_champion():
     assert (np.argmax(z @ loose[0] + loose[1], axis=1) == y).mean() > 0.95
     # ... and a strong prior keeps the champion's head
     assert np.linalg.norm(tight[0] - W0) < 0.1 * np.linalg.norm(loose[0] - W0)
+    # it is the optimum: the objective's gradient vanishes there
+    for lam, (W, b) in ((0.01, loose), (100.0, tight)):
+        p = np.exp(z @ W + b - (z @ W + b).max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        g = (p - np.eye(3)[y]) * (w / w.sum())[:, None]
+        assert np.abs(z.T @ g + lam * (W - W0)).max() < 1e-4
+        assert np.abs(g.sum(axis=0) + lam * (b - b0)).max() < 1e-4
     with pytest.raises(ValueError):
         fit_head(z, y, w, W0, b0, lam=0.0)
     with pytest.raises(ValueError):
@@ -70,7 +77,7 @@ def test_choose_lambda_uses_cross_validation_and_prefers_the_champion_on_ties():
     lam2, scores2 = choose_lambda(zs, y, np.ones(len(y)), np.eye(3), np.zeros(3), groups, lambdas=(0.01, 1000.0))
     assert scores2["0.01"] == scores2["1000.0"] == 1.0 and lam2 == 1000.0
     # too few groups for the folds: the strongest prior, no scores
-    assert choose_lambda(z[:3], y[:3], np.ones(3), W0, b0, np.arange(3)) == (3.0, {})
+    assert choose_lambda(z[:3], y[:3], np.ones(3), W0, b0, np.arange(3)) == (30.0, {})
 
 
 def _sample_items():
@@ -100,7 +107,7 @@ def test_refit_head_of_the_shipped_model_on_real_images(tmp_path):
     challenger = KerasClassifier.load(out)
     assert challenger.version == "test-head" and challenger.labels == champion.labels
     assert record["n_images"] == len(items) and record["n_rows"] == 2 * len(items)
-    assert record["lambda"] in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+    assert record["lambda"] in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
     meta = json.loads((out / "labels.json").read_text())
     assert "tflite" not in meta and meta["judge"] == json.loads(
         (shipped_model_dir() / "labels.json").read_text())["judge"]          # the champion's thresholds
