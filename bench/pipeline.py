@@ -15,8 +15,11 @@ Scenarios, one sandbox and one database (dry-run: actions are recorded, not sent
    generated database of ``--db-rows`` submissions (1,000,000; realistic raw JSON per row,
    verdicts, images, dry-run actions, ~5 % of flags reviewed), built with ``executemany``.
 
-Also sampled: the daemon's RSS (``/proc/<pid>/status``, every 0.5 s) and every API request the
-sandbox answered (images excluded), for the busiest 60-s window.
+Also sampled: the daemon's RSS (``/proc/<pid>/status``, every 0.5 s), every API request the
+sandbox answered (images excluded), for the busiest 60-s window, and the daemon's CPU time per
+backlog post (``/proc/<pid>/stat``: the whole process, and its main thread, which classifies,
+judges and records while the download threads decode and prepare) — less dependent than the
+rate on other jobs sharing the machine.
 The last line printed is one JSON object (``--json`` prints only it).
 
 Run from the repository root: ``python bench/pipeline.py [--json] [--quick]``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -125,6 +129,19 @@ class Daemon:
                 return
             time.sleep(0.5)
 
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds (user + system) the daemon has used so far: the whole process, and its
+        main thread (the one that classifies, judges and records; downloads run on others)."""
+        assert self.proc is not None
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def read(path: str) -> float:
+            fields = Path(path).read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+        pid = self.proc.pid
+        return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -190,13 +207,18 @@ def run_stream(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         names = server.release(len(backlog))
         out["startup_s"] = round(daemon.start(), 1)
+        cpu0 = daemon.cpu_s()
         missing = wait_recorded(db, names, 600)
+        cpu1 = daemon.cpu_s()
         (first, last), = db_rows(db, "SELECT MIN(first_seen_at), MAX(updated_at) FROM "
                                  "submissions WHERE fullname IN (%s)" % ",".join("?" * len(names)),
                                  tuple(names))
         out["backlog_posts"] = len(names) - missing
         out["backlog_s"] = round(last - first, 2)
         out["backlog_posts_per_s"] = round((len(names) - missing) / max(1e-9, last - first), 1)
+        # CPU per post: less dependent on other jobs sharing the machine than the rate
+        out["backlog_cpu_ms_per_post"] = round(1000 * (cpu1[0] - cpu0[0]) / len(names), 2)
+        out["backlog_main_thread_ms_per_post"] = round(1000 * (cpu1[1] - cpu0[1]) / len(names), 2)
         rss_before = max((r for _, r in daemon.rss_mb), default=0.0)
 
         visible: dict[str, float] = {}

@@ -96,13 +96,64 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
+#: Attribute under which :func:`prepare_input` leaves an image's model input on the image.
+_PREPARED = "_modbot_model_input"
+
+
+def _model_input(image: Image.Image, h: int, w: int) -> np.ndarray:
+    """One image's model input: ``uint8`` ``(h, w, 3)`` (see :func:`preprocess`)."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    rgb = to_rgb(image)
+    iw, ih = rgb.size
+    target = w / h
+    if iw / ih > target:  # too wide: crop the sides
+        cw = ih * target
+        box = ((iw - cw) / 2, 0.0, (iw + cw) / 2, float(ih))
+    else:  # too tall: crop top and bottom
+        ch = iw / target
+        box = (0.0, (ih - ch) / 2, float(iw), (ih + ch) / 2)
+    resized = rgb.resize((w, h), Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def prepare_input(image: Image.Image, size: int | Sequence[int]) -> Image.Image:
+    """Compute ``image``'s model input for ``size`` now and keep it with the image, so that a
+    later :func:`preprocess` of this same image object at this size copies it instead of
+    cropping and resizing again.
+
+    For work done ahead on another thread: the daemon's download threads
+    (:mod:`modbot.prefetch`) prepare each decoded image while the main thread classifies the
+    previous post (Pillow releases the GIL while it resizes). The result is exactly
+    :func:`preprocess`'s (same function); a classifier whose input size differs, or any other
+    image, takes the ordinary path. ``image`` must not be modified afterwards (the daemon's
+    decoded images never are). ``size`` is ``(H, W)`` in pixels or one int for a square.
+    Returns ``image``; raises ``TypeError`` for anything that is not a ``PIL.Image.Image``.
+    """
+    h, w = _as_size(size)
+    arr = _model_input(image, h, w)
+    arr.flags.writeable = False
+    setattr(image, _PREPARED, ((h, w), arr))
+    return image
+
+
+def prepared_input(image: Any, size: int | Sequence[int]) -> np.ndarray | None:
+    """The model input :func:`prepare_input` left on ``image`` for ``size``: a read-only
+    ``uint8`` ``(H, W, 3)`` array, or None when there is none for that size."""
+    found = getattr(image, _PREPARED, None)
+    if found is None or found[0] != _as_size(size):
+        return None
+    return found[1]
+
+
 def preprocess(images: Sequence[Image.Image], size: int | Sequence[int]) -> np.ndarray:
     """Turn Pillow images into the model's input batch.
 
     Each image is converted to RGB (:func:`modbot.decode.to_rgb`), centre-cropped to the aspect ratio of
     ``size`` and resized with Pillow's bicubic filter (``reducing_gap=2`` for speed on large
     photos). Cropping instead of stretching keeps brush and pen strokes undistorted; the
-    same function prepares training images, so serving sees what training saw.
+    same function prepares training images, so serving sees what training saw. An image
+    prepared ahead at this size (:func:`prepare_input`) is copied, not resized again.
 
     ``size`` is ``(H, W)`` in pixels, or one int for a square. Returns a ``uint8`` array of
     shape ``(N, H, W, 3)`` (RGB, 0–255); ``N`` may be 0. Images are expected upright (EXIF
@@ -114,17 +165,8 @@ def preprocess(images: Sequence[Image.Image], size: int | Sequence[int]) -> np.n
     for i, image in enumerate(images):
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
-        rgb = to_rgb(image)
-        iw, ih = rgb.size
-        target = w / h
-        if iw / ih > target:  # too wide: crop the sides
-            cw = ih * target
-            box = ((iw - cw) / 2, 0.0, (iw + cw) / 2, float(ih))
-        else:  # too tall: crop top and bottom
-            ch = iw / target
-            box = (0.0, (ih - ch) / 2, float(iw), (ih + ch) / 2)
-        resized = rgb.resize((w, h), Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
-        out[i] = np.asarray(resized, dtype=np.uint8)
+        ready = prepared_input(image, (h, w))
+        out[i] = ready if ready is not None else _model_input(image, h, w)
     return out
 
 

@@ -18,9 +18,19 @@ from typing import Any, Protocol
 import structlog
 
 from modbot.act import Actor
+from modbot.classify import prepare_input
 from modbot.config import Config
-from modbot.domain import FetchedImage, Post, Prediction, Resolution, StatedMedium, Verdict
-from modbot.errors import EnvironmentFailure, ImageError, ModbotError
+from modbot.domain import (
+    FetchedImage,
+    ImageRef,
+    Post,
+    Prediction,
+    Resolution,
+    StatedMedium,
+    Verdict,
+)
+from modbot.errors import EnvironmentFailure, FingerprintError, ImageError, ModbotError
+from modbot.fingerprint import fingerprint
 from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
@@ -32,11 +42,32 @@ from modbot.stream import BacklogEnd, budget_of, post_from_data, stream_posts
 
 log = structlog.get_logger("modbot.daemon")
 
+#: Default of :attr:`Daemon.fingerprint_ahead`: the perceptual fingerprint is computed on the
+#: decode threads; ``RepostStage.check`` uses ``FetchedImage.fingerprint`` when present and
+#: computes it itself otherwise (an image fetched on the spot, or one that failed ahead).
+FINGERPRINT_AHEAD = True
+
+
 def failure_reason(exc: ImageError) -> str:
     """The submission-level reason for an image error: its ``reason`` code, plus the HTTP
     status for ``http_status`` (``"http_status:404"``), so moderators see which failure it was."""
     status = getattr(exc, "status", None)
     return f"{exc.reason}:{status}" if exc.reason == "http_status" and status else exc.reason
+
+
+def model_input_size(classifier: Any) -> tuple[int, int] | None:
+    """``(H, W)`` in pixels of the input of the model ``classifier`` serves now: its
+    ``input_size``, or that of its ``current`` model (the learning loop's swappable
+    classifier); None when it says nothing (any classifier works without it)."""
+    for model in (classifier, getattr(classifier, "current", None)):
+        size = getattr(model, "input_size", None)
+        if size is not None:
+            try:
+                h, w = (int(v) for v in size)
+            except (TypeError, ValueError):
+                return None
+            return (h, w) if h > 0 and w > 0 else None
+    return None
 
 
 class Classifier(Protocol):
@@ -110,23 +141,32 @@ class Pipeline:
         if resolution.skip_reason:
             return run.finish("skipped", resolution.skip_reason)
 
-        # images: fetch
+        # images: fetch (their rows are written below, with the predictions and the verdict)
+        fetch = _Fetch()
         try:
-            fetched = self._fetch(run, resolution)
+            done = self._fetch(run, resolution, fetch)
         except EnvironmentFailure as exc:
-            return run.defer(exc)
-        if fetched is None:
-            return run.abandon()
-        images, image_ids, errors = fetched
+            with self.store.transaction():
+                self._record_images(post, fetch)
+                return run.defer(exc)
+        images, errors = fetch.images, fetch.errors
+        if not done:
+            with self.store.transaction():
+                self._record_images(post, fetch)
+                return run.abandon()
         run.facts["n_images"] = len(images)
         if not images:
             reason = failure_reason(errors[0]) if errors else "no_image"
-            if any(e.retryable for e in errors) and run.may_retry:
-                return run.retry_later(reason)
-            return run.finish("failed", reason)
+            with self.store.transaction():
+                self._record_images(post, fetch)
+                if any(e.retryable for e in errors) and run.may_retry:
+                    return run.retry_later(reason)
+                return run.finish("failed", reason)
         self.heartbeat()
         if self.stop.is_set():
-            return run.abandon()
+            with self.store.transaction():
+                self._record_images(post, fetch)
+                return run.abandon()
 
         # reposts: fingerprint the images, look up earlier posts, record what matched
         reposts = (self.reposts.check(post, images, self.config.reposts)
@@ -137,12 +177,16 @@ class Pipeline:
         # classify (one model for all images of the post, even if a promotion swaps it now)
         predictions = self.classifier.predict([f.rgb for f in images])
         model_version = predictions[0].model_version
-        self.store.record_predictions(post.fullname, image_ids, predictions)
 
         # judge
         verdict = judge(stated.medium, predictions, flag_below=self.config.judge.threshold_for)
-        self.store.record_verdict(post.fullname, verdict, model_version=model_version,
-                                  n_images=len(images))
+
+        # record: the images, their predictions and the verdict in one commit, before any action
+        with self.store.transaction():
+            image_ids = self._record_images(post, fetch)
+            self.store.record_predictions(post.fullname, image_ids, predictions)
+            self.store.record_verdict(post.fullname, verdict, model_version=model_version,
+                                      n_images=len(images))
         run.facts.update(verdict=verdict.kind.value, predicted=verdict.predicted,
                          confidence=None if verdict.confidence is None else round(verdict.confidence, 3),
                          model_version=model_version)
@@ -151,31 +195,38 @@ class Pipeline:
         self.heartbeat()
         return self._act(run, verdict, model_version, errors, len(resolution.images), reposts)
 
-    def _fetch(self, run: _PostRun, resolution: Resolution
-               ) -> tuple[list[FetchedImage], list[int], list[ImageError]] | None:
-        """Download every resolved image, recording each (fetched or with its error reason).
-
-        Returns ``(images, image_row_ids, errors)``, or None when ``stop`` was set (SIGTERM).
-        """
-        images, image_ids, errors = [], [], []
-        fullname = run.post.fullname
+    def _fetch(self, run: _PostRun, resolution: Resolution, fetch: _Fetch) -> bool:
+        """Download every resolved image into ``fetch`` (each fetched, or its error kept for
+        its row). Returns False when ``stop`` was set (SIGTERM) before all were tried."""
         for position, ref in enumerate(resolution.images):
             self.heartbeat()
             if self.stop.is_set():
-                return None
+                return False
             try:
                 image = (self.prefetch or self.fetcher).fetch(ref)
             except EnvironmentFailure:
                 raise  # the machine, not this image: handled by process()
             except ImageError as exc:
                 if self.stop.is_set():  # the download was cut short by the shutdown
-                    return None
-                errors.append(exc)
-                self.store.record_image(fullname, position, ref, status=exc.reason, error=str(exc)[:500])
+                    return False
+                fetch.errors.append(exc)
+                fetch.rows.append((position, ref, None, exc))
                 continue
-            images.append(image)
-            image_ids.append(self.store.record_image(fullname, position, ref, fetched=image))
-        return images, image_ids, errors
+            fetch.images.append(image)
+            fetch.rows.append((position, ref, image, None))
+        return True
+
+    def _record_images(self, post: Post, fetch: _Fetch) -> list[int]:
+        """Write the image rows of ``fetch`` in position order (fetched, or with the error's
+        reason); returns the row ids of the fetched ones, in order."""
+        ids = []
+        for position, ref, image, error in fetch.rows:
+            if error is not None:
+                self.store.record_image(post.fullname, position, ref, status=error.reason,
+                                        error=str(error)[:500])
+            else:
+                ids.append(self.store.record_image(post.fullname, position, ref, fetched=image))
+        return ids
 
     def _act(self, run: _PostRun, verdict: Verdict, model_version: str,
              errors: list[ImageError], n_resolved: int, reposts: RepostFinding | None = None) -> str:
@@ -196,6 +247,17 @@ class Pipeline:
         if deferred:
             reason = f"action_gave_up: {deferred[0].detail}"[:300]
         return run.finish("done", reason)
+
+
+@dataclass
+class _Fetch:
+    """One post's downloads: the fetched images and the errors, in order, and a row to write
+    for each image tried: ``(position, ref, image, error)`` with one of the last two set."""
+
+    images: list[FetchedImage] = field(default_factory=list)
+    errors: list[ImageError] = field(default_factory=list)
+    rows: list[tuple[int, ImageRef, FetchedImage | None, ImageError | None]] = field(
+        default_factory=list)
 
 
 class _PostRun:
@@ -289,9 +351,31 @@ class Daemon:
             reposts=RepostStage(self.store.db),
         )
         self.prefetcher = Prefetcher(
-            self.pipeline.fetcher, max_images=lambda: self.config.images.max_images_per_post)
+            self.pipeline.fetcher, max_images=lambda: self.config.images.max_images_per_post,
+            prepare=self.prepare_ahead)
         self.pipeline.prefetch = self.prefetcher
         self.stats = RunStats()
+
+    #: Compute the perceptual fingerprint on the decode threads too (``FetchedImage.fingerprint``).
+    fingerprint_ahead = FINGERPRINT_AHEAD
+
+    def prepare_ahead(self, image: FetchedImage) -> FetchedImage:
+        """Work on a downloaded image that the prefetch threads do (:mod:`modbot.prefetch`):
+        the model input of the model serving now, kept with ``image.rgb``
+        (:func:`modbot.classify.prepare_input`; a model of another input size later simply
+        resizes again), and, when reposts are on and :attr:`fingerprint_ahead`, the perceptual
+        fingerprint (``FetchedImage.fingerprint``; None when the image cannot be
+        fingerprinted: the repost stage then logs why). Returns the image to classify.
+        Thread-safe: reads only the classifier's input size and the configuration."""
+        size = model_input_size(self.classifier)
+        if size is not None:
+            prepare_input(image.rgb, size)
+        if self.fingerprint_ahead and self.config.reposts.enabled:
+            try:
+                image = dataclasses.replace(image, fingerprint=fingerprint(image.rgb))
+            except FingerprintError:
+                pass
+        return image
 
     def process_safely(self, post: Post) -> str | None:
         """Process one post; an unexpected error is logged with its traceback and recorded as a

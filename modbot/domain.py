@@ -82,6 +82,11 @@ class FetchedImage:
     file; ``size_bytes`` the byte length; ``width``/``height`` in pixels after EXIF orientation;
     ``format`` Pillow's name (``JPEG``, ``PNG``, ``GIF``, ``WEBP`` …). ``rgb`` is the decoded
     image as a Pillow ``Image`` in mode ``RGB`` (first frame of an animation).
+
+    ``fingerprint``: the perceptual fingerprint of ``rgb``
+    (:func:`modbot.fingerprint.fingerprint`, a :class:`modbot.fingerprint.Fingerprint`) when it
+    was computed ahead on a download thread (:mod:`modbot.prefetch`), else None: the repost
+    stage computes it from ``rgb`` then.
     """
 
     ref: ImageRef
@@ -92,6 +97,7 @@ class FetchedImage:
     height: int
     format: str
     rgb: Any = field(repr=False, compare=False)
+    fingerprint: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -371,7 +371,19 @@ class ImageFetcher:
         the errors of :func:`decode_image`, and ``OSError`` if the cache cannot be written. Every
         ``ImageError`` raised carries ``url`` (the URL of the hop that failed).
         """
-        data = self._download(ref.url)
+        return self.decode(ref, self.download(ref))
+
+    def download(self, ref: ImageRef) -> bytes:
+        """The network half of :meth:`fetch`: ``ref.url``'s body (at most ``max_bytes``), with
+        the same errors (every ``ImageError`` carries ``url``). Mostly waiting: the prefetch
+        threads run many of these at once and fewer :meth:`decode` calls."""
+        return self._download(ref.url)
+
+    def decode(self, ref: ImageRef, data: bytes) -> FetchedImage:
+        """The CPU half of :meth:`fetch`: validate and decode ``data`` downloaded for ``ref``
+        (:func:`decode_image` with this fetcher's bounds), cache the original bytes, return the
+        :class:`FetchedImage`. Raises the errors of :func:`decode_image` (with ``url`` set),
+        :class:`~modbot.errors.DiskFullError` or ``OSError`` when the cache cannot be written."""
         try:
             rgb, fmt = decode_image(data, max_side=self.max_side, max_pixels=self.max_pixels)
         except ImageError as exc:

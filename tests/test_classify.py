@@ -19,6 +19,8 @@ from modbot.classify import (
     LiteRTClassifier,
     apply_temperature,
     load_classifier,
+    prepare_input,
+    prepared_input,
     preprocess,
     read_labels,
     shipped_model_dir,
@@ -184,6 +186,27 @@ def test_preprocess_crops_centre_and_composites_alpha_on_white() -> None:
     assert preprocess([], 16).shape == (0, 16, 16, 3)
     with pytest.raises(TypeError):
         preprocess([np.zeros((4, 4, 3))], 8)  # type: ignore[list-item]
+
+
+def test_an_image_prepared_ahead_gives_the_same_input_without_resizing_again() -> None:
+    """``prepare_input`` (the download threads') computes exactly ``preprocess``'s input and
+    keeps it with the image; ``preprocess`` then copies it for that size only."""
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 256, (300, 451, 3), dtype=np.uint8))
+    other = photo.copy()
+    expected = preprocess([other], (224, 224))
+    assert prepare_input(photo, (224, 224)) is photo
+    ready = prepared_input(photo, 224)
+    assert ready is not None and not ready.flags.writeable
+    assert np.array_equal(ready, expected[0])
+    assert prepared_input(photo, (32, 32)) is None and prepared_input(other, 224) is None
+    # the prepared input is what preprocess uses (shown by painting the image afterwards,
+    # which the daemon never does): at 224 px the copy, at another size a fresh resize
+    photo.paste((0, 0, 0), (0, 0, 451, 300))
+    assert np.array_equal(preprocess([photo, other], (224, 224)), np.concatenate([expected, expected]))
+    assert (preprocess([photo], (32, 32)) == 0).all()
+    with pytest.raises(TypeError):
+        prepare_input(np.zeros((4, 4, 3)), 8)  # type: ignore[arg-type]
 
 
 def test_open_image_decodes_large_jpegs_at_reduced_scale(tmp_path) -> None:

@@ -90,3 +90,60 @@ def test_retry_due(tmp_path):
     assert store.due_retries(now=50.0) == []
     assert store.due_retries(now=150.0) == [post.fullname]
     assert store.stored_data(post.fullname)["title"] == post.title
+
+
+def test_transaction_groups_calls_in_one_commit_and_rolls_back_together(tmp_path):
+    """Rows written inside ``Store.transaction`` appear to other connections all at once, when
+    it ends; an exception leaving it leaves none of them (each call alone is a savepoint)."""
+    path = tmp_path / "m.db"
+    store = Store(path)
+    post = make_post()
+    store.begin(post, StatedMedium("painting", "title"))
+    other = sqlite3.connect(str(path))
+
+    def visible() -> tuple[int, int, int]:
+        return tuple(other.execute(f"SELECT COUNT(*) FROM {t} WHERE submission = ?",
+                                   [post.fullname]).fetchone()[0]
+                     for t in ("images", "predictions", "verdicts"))
+
+    verdict = Verdict(VerdictKind.MISMATCH, "painting", "digital", 0.9, "improbable")
+    with store.transaction():
+        img = store.record_image(post.fullname, 0, ImageRef("http://x/1.jpg", "direct"))
+        store.record_predictions(post.fullname, [img], [Prediction({"painting": 0.1, "digital": 0.9}, "v1")])
+        store.record_verdict(post.fullname, verdict, model_version="v1", n_images=1)
+        assert visible() == (0, 0, 0)  # nothing committed yet
+    assert visible() == (1, 1, 1)
+
+    try:
+        with store.transaction():
+            store.record_image(post.fullname, 1, ImageRef("http://x/2.jpg", "direct"))
+            store.record_verdict(post.fullname, Verdict(VerdictKind.MATCH, "painting", "painting",
+                                                        0.8, "ok"), model_version="v2", n_images=2)
+            raise RuntimeError("the process fails mid-post")
+    except RuntimeError:
+        pass
+    assert visible() == (1, 1, 1)
+    assert other.execute("SELECT kind, model_version, n_images FROM verdicts").fetchall() == [
+        ("mismatch", "v1", 1)]
+    other.close()
+    store.close()
+
+
+def test_begin_and_verdict_update_in_place_keeping_other_columns(tmp_path):
+    """``begin`` again (a retry) updates the submission's row: attempts counted, first_seen_at
+    kept; a second verdict replaces the first."""
+    store = Store(tmp_path / "m.db")
+    post = make_post()
+    assert store.begin(post, StatedMedium("painting", "title"), now=100.0) == 1
+    store.finish(post.fullname, "retry", reason="timeout", next_attempt_at=150.0)
+    assert store.begin(post, StatedMedium("digital", "flair"), now=200.0) == 2
+    row = store.db.execute("SELECT attempts, first_seen_at, updated_at, status, reason, "
+                           "next_attempt_at, stated_medium, title FROM submissions").fetchall()
+    assert row == [(2, 100.0, 200.0, "processing", None, None, "digital", post.title)]
+    store.record_verdict(post.fullname, Verdict(VerdictKind.MATCH, "digital", "digital", 0.9, "ok"),
+                         model_version="v1", n_images=1)
+    store.record_verdict(post.fullname, Verdict(VerdictKind.UNCERTAIN, "digital", "painting", 0.5,
+                                                "ranks"), model_version="v2", n_images=2)
+    assert store.db.execute("SELECT kind, predicted, model_version, n_images FROM verdicts"
+                            ).fetchall() == [("uncertain", "painting", "v2", 2)]
+    store.close()
