@@ -48,7 +48,8 @@ Run from the repository root: ``python bench/learning_real.py [--champion fold] 
 (10–25 minutes on 2 CPU cores). With ``--json`` the last line is one JSON object with ``before_macro_f1``,
 ``after_macro_f1``, ``clean_after_macro_f1``, ``before_false_flag_rate``,
 ``after_false_flag_rate``, ``promoted``, ``refused_worse``, ``retrain_seconds`` and more.
-Exit status 1 when the shuffled challenger was not refused.
+Exit status 1 when the shuffled challenger was promoted (``refused_worse`` is true only when it
+was trained and refused; with too few authors the run is skipped instead).
 """
 
 from __future__ import annotations
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if out["refused_worse"] else 1
+    return 1 if worse and worse["status"] == "promoted" else 0
 
 
 def _served_dir(work: Path, row: dict[str, Any], champion: Path | None) -> Path | None:
