@@ -58,6 +58,15 @@ LIVE_OBJECT = "horse"
 HELDOUT_OBJECT = "giraffe"
 
 
+def fresh_workdir(workdir: Path | None, prefix: str) -> Path:
+    """``workdir`` emptied (kept after the run), else a new temporary directory."""
+    work = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    if workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -105,18 +114,25 @@ def build_posts(per_medium: int, live: int, seed: int) -> tuple[list, list, dict
             labelled.append(post)
             truth[post["name"]] = medium
     rng.shuffle(labelled)
-    live_posts = []
-    live_files = [(depiction, f) for depiction in DEPICTION for f in pacs_files(depiction, LIVE_OBJECT)]
-    rng.shuffle(live_files)
-    for k in range(live):
-        depiction, f = live_files[k % len(live_files)]
+    live_posts = make_live_posts(live, titles, rng, images)
+    return labelled, live_posts, images, truth
+
+
+def make_live_posts(n: int, titles: dict[str, list[str]], rng: random.Random,
+                    images: dict[str, bytes]) -> list[dict[str, Any]]:
+    """``n`` unlabelled posts of PACS horse images (every depiction, cycled) stating their true
+    medium under real r/Art titles; their bytes are added to ``images``."""
+    files = [(depiction, f) for depiction in DEPICTION for f in pacs_files(depiction, LIVE_OBJECT)]
+    rng.shuffle(files)
+    posts = []
+    for k in range(n):
+        depiction, f = files[k % len(files)]
         name = f"{depiction}_{LIVE_OBJECT}_{f.name}"
         images[name] = f.read_bytes()
         medium = DEPICTION[depiction]
         pool = titles[medium]
-        live_posts.append(image_post(f"lv{k:05d}", pool[rng.randrange(len(pool))], name,
-                                     medium=medium, stated=medium))
-    return labelled, live_posts, images, truth
+        posts.append(image_post(f"lv{k:05d}", pool[rng.randrange(len(pool))], name, medium=medium, stated=medium))
+    return posts
 
 
 def train_weak(out: Path, per_medium: int = 8) -> Path:
@@ -322,10 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     from modbot.ml.keras_classifier import KerasClassifier
 
     configure_logging(json=True, level="WARNING")
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="modbot-learning-"))
-    if args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_workdir(args.workdir, "modbot-learning-")
     t0 = time.monotonic()
     log(f"work dir {work}; training the weak champion")
     weak_dir = train_weak(work / "weak")

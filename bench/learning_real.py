@@ -61,7 +61,6 @@ import random
 import shutil
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -70,11 +69,10 @@ from pathlib import Path
 from typing import Any
 
 from learning_loop import (
-    DEPICTION,
-    LIVE_OBJECT,
+    fresh_workdir,
     image_post,
     log,
-    pacs_files,
+    make_live_posts,
     rart_titles,
     seconds,
 )
@@ -178,15 +176,7 @@ def build_posts(stream: list[dict[str, str]], wrong_rate: float, clean: bool, li
         posts.append(post)
         truth[post["name"]] = (medium, stated)
     rng.shuffle(posts)
-    live_posts = []
-    files = [(d, f) for d in DEPICTION for f in pacs_files(d, LIVE_OBJECT)]
-    rng.shuffle(files)
-    for k in range(live):
-        depiction, f = files[k % len(files)]
-        name = f"lv_{depiction}_{f.name}"
-        images[name] = f.read_bytes()
-        medium = DEPICTION[depiction]
-        live_posts.append(image_post(f"lv{k:05d}", rng.choice(titles[medium]), name, medium=medium, stated=medium))
+    live_posts = make_live_posts(live, titles, rng, images)
     return posts, live_posts, images, truth
 
 
@@ -409,10 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     from modbot.log import configure_logging
 
     configure_logging(json=True, level="WARNING")
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="modbot-learning-real-"))
-    if args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_workdir(args.workdir, "modbot-learning-real-")
     t0 = time.monotonic()
     champion = None
     if args.champion == "fold":
