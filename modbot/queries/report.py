@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -181,14 +182,15 @@ def facts(db: Database, period: Period) -> list[Fact]:
     ``submissions`` (the covering index ``idx_submissions_report``) joined to ``verdicts``, so
     a report reads the 1,000,000 submissions once instead of five times."""
     where, params = period.where()
-    rows = db.execute(f"""
+    # Counted here rather than by GROUP BY: SQLite sorts the million joined rows into a temporary
+    # B-tree first (~2.0 s at 1,000,000 rows against ~1.5 s for this; a few hundred groups)
+    groups = Counter(db.execute(f"""
         SELECT s.stated_medium, COALESCE(s.stated_source, 'none'),
-               s.stated_raw IS NOT NULL AND s.stated_raw != '', v.kind, v.predicted, s.status,
-               COUNT(*)
+               s.stated_raw IS NOT NULL AND s.stated_raw != '', v.kind, v.predicted, s.status
         FROM submissions s LEFT JOIN verdicts v ON v.submission = s.fullname
-        WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6""", params).fetchall()
-    # (grouping by status first would make SQLite walk idx_submissions_status and read every row)
-    return [Fact(r[5], r[0], r[1], bool(r[2]), r[3], r[4], r[6]) for r in rows]
+        WHERE {where}""", params))
+    return [Fact(r[5], r[0], r[1], bool(r[2]), r[3], r[4], n)
+            for r, n in sorted(groups.items(), key=lambda item: tuple((v is None, v) for v in item[0]))]
 
 
 def _count_by(rows: Sequence[Fact], key: Any) -> dict[Any, int]:
