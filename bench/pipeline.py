@@ -203,7 +203,8 @@ def run_stream(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     server.start()
     db = work / "modbot.db"
     out: dict[str, Any] = {}
-    daemon = Daemon(work, server, args.poll_interval)
+    daemon = Daemon(work, server, args.poll_interval,
+                    **({"reposts": {"enabled": False}} if args.no_reposts else {}))
     try:
         names = server.release(len(backlog))
         out["startup_s"] = round(daemon.start(), 1)
@@ -357,6 +358,8 @@ def main() -> None:
                    help="[reddit] poll_interval (default: the shipped default)")
     p.add_argument("--db-rows", type=int, default=1_000_000)
     p.add_argument("--skip", choices=("stream", "queries"), default=None)
+    p.add_argument("--no-reposts", action="store_true",
+                   help="[reposts] enabled = false (to measure what the repost finder costs a post)")
     args = p.parse_args()
     if args.quick:
         args.backlog, args.cold, args.trickle_s, args.db_rows = 200, 150, 20, 50_000
