@@ -18,7 +18,7 @@ retraining job in its child process, the live swap):
    refitted, :mod:`modbot.ml.headfit`; labels ``stated_labels = "unflagged"``: every stated
    medium except posts the judge flagged; gates: margin 0.02, recall floor 0.5 on the run's own
    evaluation split of weak labels). Unlabelled PACS posts keep streaming meanwhile. A promoted
-   model is exported to int8 LiteRT and swapped in live.
+   model is exported to LiteRT (int8, else float16) and swapped in live.
 4. **A worse challenger**: the same job with shuffled labels must be refused.
 5. **Clean labels**: the whole loop again with every statement true (``clean_after_macro_f1``).
 6. **Label policies** (in this process, on a copy of the noisy run's database, same recipe, no
@@ -129,7 +129,7 @@ def train_fold_champion(rows: list[dict[str, str]], out: Path) -> Path:
     """The shipped recipe's head (class-balanced softmax regression on the shipped model's
     ``pooled`` features, each source capped at 80 images, L2 strength of C = 1e-3 as in
     ``bench/realart``) fitted on ``rows`` only, with the shipped backbone, temperature and flag
-    thresholds; exported to int8 LiteRT like the shipped model. No PACS (the shipped head had
+    thresholds; exported to LiteRT like a promoted challenger (int8, else float16). No PACS (the shipped head had
     2,000 PACS images too)."""
     import numpy as np
 
@@ -137,7 +137,7 @@ def train_fold_champion(rows: list[dict[str, str]], out: Path) -> Path:
     from modbot.ml.headfit import (
         author_weights,
         balanced_weights,
-        export_int8,
+        export_for_serving,
         fit_head,
         pooled_features,
         write_head_model,
@@ -154,8 +154,7 @@ def train_fold_champion(rows: list[dict[str, str]], out: Path) -> Path:
     write_head_model(shipped._model, W, b, MEDIA, out, version="fold012-head",
                      base_labels=shipped_model_dir() / "labels.json",
                      recipe="bench champion: the shipped recipe's head on realart folds 0-2 (bench/learning_real.py)")
-    rng = random.Random(0)
-    export_int8(out, rng.sample(paths, min(512, len(paths))))
+    export_for_serving(out, paths)
     return out
 
 

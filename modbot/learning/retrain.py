@@ -353,15 +353,16 @@ def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, 
 
 
 def _export_for_serving(run: RunRecord, challenger: Path, data: RunData, learning: Any) -> None:
-    """Export a refitted challenger to int8 LiteRT before promotion (the daemon then serves it
-    without TensorFlow, like the shipped model); the export's check is recorded in the run's
-    ``params``. A failed check leaves it to be served through Keras. Imports TensorFlow."""
-    from modbot.ml.headfit import export_int8
+    """Export a refitted challenger to LiteRT before promotion (int8, else float16:
+    :func:`modbot.ml.headfit.export_for_serving`), so that the daemon serves it without
+    TensorFlow, like the shipped model; the export's check is in the challenger's
+    ``labels.json``. Imports TensorFlow."""
+    from modbot.ml.headfit import export_for_serving
 
     t0 = time.time()
-    record = export_int8(challenger, [p for p, _ in data.train] + [p for p, _ in data.eval],
-                         threads=learning.threads)
-    log.info("challenger_exported", run_id=run.run_id, passed=record["passed"],
+    record = export_for_serving(challenger, [p for p, _ in data.train] + [p for p, _ in data.eval],
+                                threads=learning.threads, seed=learning.seed)
+    log.info("challenger_exported", run_id=run.run_id, quantize=record["quantize"], passed=record["passed"],
              argmax_agreement=record.get("argmax_agreement"), seconds=round(time.time() - t0, 1))
 
 

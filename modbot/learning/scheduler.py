@@ -68,7 +68,7 @@ class RetrainScheduler:
     level ``[learning] nice``, ``threads`` TensorFlow threads, killed after ``timeout_s``), so
     the daemon's stream and classification go on meanwhile; its output goes to
     ``<models_dir>/logs/run-<id>.log``. ``loader(model_dir)`` loads a promoted model in the
-    daemon process (default :func:`modbot.classify.load_classifier`: the checked int8 LiteRT
+    daemon process (default :func:`modbot.classify.load_classifier`: the checked LiteRT
     export when the model has one — a refitted challenger is exported before promotion, so the
     daemon stays free of TensorFlow — else Keras); ``python`` runs the child.
     Failures are logged and recorded in ``models``; nothing raised by a job reaches the daemon.

@@ -8,6 +8,8 @@ says it passed and both files are unchanged. TensorFlow is imported when a conve
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -203,7 +205,9 @@ def _convert_int8(model: Any, size: tuple[int, int], calibration_images: np.ndar
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.float32
-    with quiet_stderr(None):
+    # from_keras_model writes a SavedModel first, and Keras prints its whole signature
+    # ("Saved artifact at ...", one line per captured tensor) to stdout
+    with quiet_stderr(None), contextlib.redirect_stdout(io.StringIO()):
         flatbuffer = converter.convert()
     _check_int8_input(flatbuffer)
     return flatbuffer

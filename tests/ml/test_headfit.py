@@ -148,3 +148,25 @@ def test_no_author_counts_for_more_than_the_cap():
 
     w = author_weights(["a"] * 160 + ["b"] * 10 + [None] * 3, cap=80)
     assert w[:160].sum() == pytest.approx(80) and np.all(w[160:] == 1.0)
+
+
+@pytest.mark.slow
+def test_a_refitted_head_is_exported_so_the_daemon_serves_it_without_tensorflow(tmp_path):
+    """int8 when its check passes, else float16: either way a checked LiteRT file that
+    ``load_classifier`` serves (the daemon never falls back to Keras after a promotion)."""
+    from modbot.classify import LiteRTClassifier, load_classifier, shipped_model_dir
+    from modbot.ml.headfit import export_for_serving, refit_head
+    from modbot.ml.keras_classifier import KerasClassifier
+
+    items = _sample_items()
+    out = tmp_path / "challenger"
+    refit_head(shipped_model_dir(), items, out, version="test-export")
+    record = export_for_serving(out, [p for p, _ in items])
+    assert record["passed"] and record["quantize"] in ("int8", "float16")
+    served = load_classifier(out)
+    assert isinstance(served, LiteRTClassifier) and served.version == "test-export"
+    from modbot.decode import open_image
+
+    images = [open_image(p) for p, _ in items[:16]]
+    keras_top = KerasClassifier.load(out).predict_proba(images).argmax(axis=1)
+    assert (served.predict_proba(images).argmax(axis=1) == keras_top).mean() >= 0.9
