@@ -340,10 +340,9 @@ def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, 
     if recipe == "head":
         from modbot.ml.headfit import refit_head
 
-        labels = list(read_labels(champion_dir)["labels"])
-        labels += [m for m in data.classes if m not in labels]
+        # labels: the champion's, plus any new medium the training labels bring (refit_head's default)
         refit_head(champion_dir, [(p, m) for (p, _), m in zip(data.train, media, strict=True)], work / "model",
-                   version=version, labels=labels, authors=data.train_authors or None, seed=learning.seed,
+                   version=version, authors=data.train_authors or None, seed=learning.seed,
                    threads=learning.threads)
     else:
         build_tree(work / "train", [(p, m) for (p, _), m in zip(data.train, media, strict=True)])
