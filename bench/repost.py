@@ -221,6 +221,7 @@ def main() -> None:
     if not (data.SHARED / "realart").is_dir() or not (data.SHARED / "pacs").is_dir():
         print(f"skipped: no benchmark images under {data.SHARED} (realart/, pacs/)")
         return
+    fpm.single_blas_thread()  # as the daemon and `modbot collect` do
     t_start = time.time()
     try:
         out = run(args)

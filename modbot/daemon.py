@@ -30,7 +30,7 @@ from modbot.domain import (
     Verdict,
 )
 from modbot.errors import EnvironmentFailure, FingerprintError, ImageError, ModbotError
-from modbot.fingerprint import fingerprint
+from modbot.fingerprint import fingerprint, single_blas_thread
 from modbot.images import ImageFetcher, resolve_images
 from modbot.judge import judge
 from modbot.medium import Vocabulary, stated_medium
@@ -332,6 +332,8 @@ class Daemon:
                  jobs: tuple[BackgroundJobs, ...] = (), store: Store | None = None,
                  notifier: Notifier | None = None) -> None:
         self.config = config
+        if config.reposts.enabled:
+            single_blas_thread()  # fingerprints on several threads: see its docstring
         self.notifier = notifier or Notifier(env={})
         self._restart_stream = False
         self.reddit = reddit

@@ -283,21 +283,29 @@ class RepostStage:
         fields = post_fields(post)
         try:
             with write_transaction(self.db):  # one commit for the post's rows
+                # other writers' rows (``modbot collect``) up to now; none can come between
+                # this and the post's own rows: the write lock is held
+                index = self.index
                 own = [save_fingerprint(self.db, {**fields, "source": "daemon", "position": p,
                                                   "sha256": images[p].sha256, "fp": fp.to_blob()})
                        for p, fp in fps]
-                finding = self._find(post, fps, min(own), config)
+                finding = self._find(post, index, fps, min(own), config)
                 record_findings(self.db, post, finding)
         except BaseException:
             self._index, self._last_id = None, 0  # it may hold rows rolled back: rebuild
             raise
+        # the post's own rows go into the index from memory once committed (not read back)
+        for row_id, (_, fp) in zip(own, fps, strict=True):
+            if row_id not in index:
+                index.add(row_id, fp)
+        self._last_id = max(self._last_id, *own)
         return finding
 
-    def _find(self, post: Post, fps: list[tuple[int, Fingerprint]], first_own_id: int,
-              config: RepostsConfig) -> RepostFinding | None:
-        """Matches of the post's fingerprints among earlier posts (see the module docstring)."""
-        index = self.index
-        # no near-twin margin yet: the post's own (just stored) rows would be the closest match
+    def _find(self, post: Post, index: FingerprintIndex, fps: list[tuple[int, Fingerprint]],
+              first_own_id: int, config: RepostsConfig) -> RepostFinding | None:
+        """Matches of the post's fingerprints among earlier posts in ``index`` (see the
+        module docstring)."""
+        # no near-twin margin yet: a retried post's own rows may be in the index
         hits = [(position, m) for position, fp in fps
                 for m in index.query(fp, max_distance=config.max_distance, margin=None)]
         rows = _earlier_rows(self.db, (m.item_id for _, m in hits))

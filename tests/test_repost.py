@@ -123,6 +123,18 @@ def test_dct_block_is_phash_recipe():
     np.testing.assert_allclose(repost._dct64(x), ref, rtol=1e-9, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(128, 85), (85, 128), (64, 64), (9, 200), (8, 8), (37, 41)])
+def test_one_product_gives_every_window_dct(shape):
+    """The content and window DCT blocks from one stacked product equal _dct64 of each crop
+    window that _windows lists (the stored views 1..19, in order)."""
+    c = np.random.default_rng(sum(shape)).random(shape).astype(np.float32) * 255
+    views = [c] + [c[y0:y1, x0:x1] for y0, y1, x0, x1 in repost._windows(*shape)]
+    expected = np.stack([repost._dct64(v) for v in views])
+    got = repost._content_and_window_dcts(c)
+    assert got.shape == (1 + 9 * len(repost.WINDOW_SCALES), 16, 16)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-6)
+
+
 def _blob_reference(mask: np.ndarray):
     """Largest 8-connected component's box by flood fill (first in raster order on ties)."""
     h, w = mask.shape

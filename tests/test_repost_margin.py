@@ -59,3 +59,28 @@ def test_a_much_further_earlier_image_is_a_near_twin(tmp_path, monkeypatch, marg
     else:
         assert got == [("t3_p1", True), ("t3_p2", False)]
     db.conn.close()
+
+
+def test_stage_index_keeps_own_rows_and_picks_up_other_writers(tmp_path):
+    """The stage adds the post's own rows to its index from memory and reads only other
+    writers' rows (here a second connection, as ``modbot collect`` in another process) from
+    SQLite: after a mix of both, its index holds exactly the table's ids, and a copy of the
+    other writer's image is found."""
+    path = tmp_path / "modbot.db"
+    db = open_database(path)
+    stage, config = RepostStage(db), RepostsConfig()
+    original = Image.open(PAINTING).convert("RGB")
+    w, h = original.size
+    others = [original.rotate(90, expand=True), original.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
+    assert stage.check(_post(db, 1, "alice"), [_image(others[0], 1)], config) is None
+    other = open_database(path)  # another writer between two checks
+    other_post = _post(other, 2, "bob")
+    repost_mod.fingerprint_image(other, other_post, original, source="collect", position=0,
+                                 sha256=f"{2:064x}")
+    other.conn.close()
+    found = stage.check(_post(db, 3, "carol"), [_image(_jpeg(original), 3)], config)
+    assert found is not None and [m.earlier.submission for m in found.matches] == ["t3_p2"]
+    assert stage.check(_post(db, 4, "dave"), [_image(others[1], 4)], config) is None
+    ids = sorted(r[0] for r in db.execute("SELECT id FROM repost_fingerprints"))
+    assert len(ids) == 4 and all(i in stage.index for i in ids) and len(stage.index) == 4
+    db.conn.close()

@@ -88,7 +88,10 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     from modbot.record import open_database
     from modbot.stream import make_reddit
 
+    from modbot.fingerprint import single_blas_thread
+
     config = _config(ctx, db_path)
+    single_blas_thread()  # every collected image is fingerprinted: see its docstring
     targets = tuple(m.strip() for m in media.split(",") if m.strip()) if media else DEFAULT_MEDIA
     reddit = make_reddit(config)
     db = open_database(config.storage.database)
