@@ -236,12 +236,25 @@ def _median1(v: np.ndarray) -> np.floating:
     return _median(v[None, :], axis=1)[0, 0]
 
 
+def _edges_uniform(a: np.ndarray, tol: float, frac: float) -> bool:
+    """Whether any of the first/last row and column of ``a`` would be trimmed by
+    :func:`_side_trim` (the same test on just those four lines: the first pass trims nothing
+    when none is)."""
+    rows = a[[0, -1], :]
+    cols = a[:, [0, -1]].T
+    r = (np.abs(rows - _median(rows[:, ::4], axis=1)) <= tol).mean(1) >= frac
+    c = (np.abs(cols - _median(cols[:, ::4], axis=1)) <= tol).mean(1) >= frac
+    return bool(r.any() or c.any())
+
+
 def _side_trim(a: np.ndarray, tol: float = 10, frac: float = 0.97,
                min_keep: float = 0.25) -> tuple[int, int, int, int]:
     """Box (t, b, l, r) of ``a`` after removing near-uniform rows/columns (>= ``frac`` of the
     pixels within ``tol`` grey levels of the line's median) from each side, repeatedly."""
     h, w = a.shape
     t, b, l, r = 0, h, 0, w
+    if not _edges_uniform(a, tol, frac):
+        return t, b, l, r  # the common case: nothing to trim, known from the four edge lines
     for _ in range(4):
         sub = a[t:b, l:r]
         rows = (np.abs(sub - _median(sub[:, ::4], axis=1)) <= tol).mean(1) >= frac
@@ -504,13 +517,13 @@ def _content_and_window_dcts(c: np.ndarray) -> np.ndarray:
     """(1 + 9 * len(WINDOW_SCALES), 16, 16): the DCT blocks of the content view ``c`` (h, w)
     and of its crop windows (:func:`_windows` order), equal to :func:`_dct64` of each view up
     to float rounding."""
-    k = 1 + 3 * len(WINDOW_SCALES)
-    full = (_stacked_proj(c.shape[0]) @ c @ _stacked_proj(c.shape[1]).T).reshape(k, 16, k, 16)
-    blocks = [full[0, :, 0, :]]
-    for si in range(len(WINDOW_SCALES)):
-        for oy in range(3):
-            for ox in range(3):
-                blocks.append(full[1 + 3 * si + oy, :, 1 + 3 * si + ox, :])
+    rows = _stacked_proj(c.shape[0]) @ c  # (16 * (1 + 3 * scales), w)
+    cols = _stacked_proj(c.shape[1])
+    blocks = [rows[:16] @ cols[:16].T]
+    for si in range(len(WINDOW_SCALES)):  # only the same scale's rows x columns
+        span = slice(16 + 48 * si, 64 + 48 * si)
+        part = (rows[span] @ cols[span].T).reshape(3, 16, 3, 16)
+        blocks += [part[oy, :, ox, :] for oy in range(3) for ox in range(3)]
     return np.stack(blocks)
 
 
