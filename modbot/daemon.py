@@ -379,6 +379,16 @@ class Daemon:
                 pass
         return image
 
+    def _warm_reposts(self) -> None:
+        """Build the repost index (and import faiss) before READY, so that the first post
+        after a start does not wait for it (a million stored fingerprints: ~9 s, see
+        ``bench/repost.py``); logs ``repost_index_ready`` with the count and seconds."""
+        if self.pipeline.reposts is None or not self.config.reposts.enabled:
+            return
+        t0 = time.monotonic()
+        n = len(self.pipeline.reposts.index)
+        log.info("repost_index_ready", fingerprints=n, seconds=round(time.monotonic() - t0, 2))
+
     def process_safely(self, post: Post) -> str | None:
         """Process one post; an unexpected error is logged with its traceback and recorded as a
         retry (bounded by ``[daemon] max_attempts``) instead of ending the daemon. Returns the
@@ -458,6 +468,7 @@ class Daemon:
         if self.budget is not None:
             self.budget.stop = stop
             self.budget.heartbeat = self.notifier.watchdog
+        self._warm_reposts()
         self.notifier.ready(f"streaming r/{self.config.reddit.subreddits}")
         try:
             self.recover(stop)
