@@ -210,3 +210,40 @@ def test_a_repost_of_a_collected_post_is_found(tmp_path):
             "SELECT match_source FROM repost_findings WHERE submission = 't3_stol01'").fetchone()[0]
         assert source == "collect"
         daemon.close()
+
+
+def test_restarted_daemon_builds_its_index_before_ready(server, tmp_path):
+    """On a restart the repost index is built from SQLite before systemd is told READY (the
+    first post does not wait for it), with every stored fingerprint in it."""
+    from modbot.notify import Notifier
+
+    daemon = fast_daemon(server, tmp_path)
+    server.release(3)
+    run_until(daemon, lambda: all_final(daemon, server))
+    daemon.close()
+    at_ready: list[int] = []
+
+    class Recording(Notifier):
+        def ready(self, status: str = "streaming") -> bool:
+            index = again.pipeline.reposts._index  # the stage's index as READY is sent
+            at_ready.append(-1 if index is None else len(index))
+            return super().ready(status)
+
+    again = fast_daemon(server, tmp_path, notifier=Recording(env={}))
+    run_until(again, lambda: True)
+    assert at_ready == [4]
+    again.close()
+
+
+def test_single_blas_thread_limits_numpy_blas():
+    """``single_blas_thread`` (called by the daemon and ``modbot collect``) leaves numpy's BLAS
+    one thread (checked in a fresh interpreter: the limit is process-wide)."""
+    import subprocess
+    import sys
+
+    code = ("from modbot.fingerprint import single_blas_thread; import numpy; "
+            "from threadpoolctl import threadpool_info; single_blas_thread(); "
+            "print(sorted({i['num_threads'] for i in threadpool_info() "
+            "if i['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[1]"
