@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pipeline as pl  # noqa: E402  (bench/pipeline.py: the daemon wrapper and the inputs)
+import pipeline as pl  # bench/pipeline.py: the daemon wrapper and the inputs
 
 
 def make_stream(n: int, repost_share: float, distinct: int | None,

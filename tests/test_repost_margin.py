@@ -70,7 +70,6 @@ def test_stage_index_keeps_own_rows_and_picks_up_other_writers(tmp_path):
     db = open_database(path)
     stage, config = RepostStage(db), RepostsConfig()
     original = Image.open(PAINTING).convert("RGB")
-    w, h = original.size
     others = [original.rotate(90, expand=True), original.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
     assert stage.check(_post(db, 1, "alice"), [_image(others[0], 1)], config) is None
     other = open_database(path)  # another writer between two checks
