@@ -82,13 +82,12 @@ def collect(ctx: click.Context, subreddit: str, per_medium: int, media: str | No
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from modbot.fingerprint import single_blas_thread
     from modbot.learning.collect import DEFAULT_MEDIA
     from modbot.learning.collect import collect as run_collect
     from modbot.medium import Vocabulary
     from modbot.record import open_database
     from modbot.stream import make_reddit
-
-    from modbot.fingerprint import single_blas_thread
 
     config = _config(ctx, db_path)
     single_blas_thread()  # every collected image is fingerprinted: see its docstring
