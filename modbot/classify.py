@@ -13,6 +13,9 @@ directory (the one shipped in the package ``modbot.model`` by default);
                      model.keras by ``modbot.ml.export.export_tflite``
       labels.json    {"labels": [canonical media in output order], "version": "...",
                       "input_size": [H, W], "temperature": T (calibration, default 1),
+                      "judge": {medium: flag threshold},
+                      "crops": "centre" (default) or "tiles" (see below),
+                      "crop_calibration": {"tiles": {"temperature": T, "judge": {...}}},
                       "tflite": {"quantize": ..., "passed": ..., "max_abs_diff": ...,
                                  "argmax_agreement": ..., sha256s, ...}}
       metrics.json   held-out figures written by ``modbot train``
@@ -26,6 +29,15 @@ directory (the one shipped in the package ``modbot.model`` by default);
   importing this module imports neither TensorFlow nor anything of :mod:`modbot.ml`.
 
 Both apply the calibration temperature of ``labels.json`` (:func:`apply_temperature`).
+
+**Crops.** The model sees square inputs. ``"centre"`` serves the centre square of each image;
+``"tiles"`` also sees the ends of an elongated image (long/short side ≥ :data:`TILE_MIN_RATIO`):
+2–3 squares along its long side (:func:`crop_boxes`), whose uncalibrated probabilities are
+averaged before calibration (:func:`predict_crops`). A mode needs its own temperature and judge
+thresholds, fitted on validation predictions made the same way: the top-level ``temperature``
+and ``judge`` are the centre crop's, ``crop_calibration.tiles`` the tiles'. ``crops`` in
+``labels.json`` is the mode the model is served with; ``load_classifier(..., crops=...)``
+overrides it (``modbot evaluate --crops``, to compare the two on the same images).
 """
 
 from __future__ import annotations
@@ -64,6 +76,15 @@ SUM_TOLERANCE = 1e-3
 #: 1/256: its four probabilities may sum to 1 ± a few steps.
 SUM_TOLERANCE_INT8 = 4 / 256
 
+#: The ways of cutting an image into the model's square inputs (see the module docstring).
+CROP_MODES = ("centre", "tiles")
+#: Tiles: an image whose long side is at least this many times its short side is elongated and
+#: is seen as several squares; at most :data:`TILE_MAX` of them. Both from the real-artwork study
+#: (``bench/realart``, issue 15), where these tiles were compared with the centre crop on the
+#: same leave-source-out validation folds (RESULTS.md, "Multi-crop").
+TILE_MIN_RATIO = 1.3
+TILE_MAX = 3
+
 @runtime_checkable
 class Classifier(Protocol):
     """What the daemon needs from a medium classifier.
@@ -100,6 +121,30 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
 _PREPARED = "_modbot_model_input"
 
 
+def crop_boxes(width: int, height: int, crops: str = "centre") -> list[tuple[float, float, float, float]]:
+    """The square boxes ``(left, top, right, bottom)`` (pixels, floats) the model sees of a
+    ``width`` x ``height`` image.
+
+    ``"centre"``: the one centre square. ``"tiles"``: for an elongated image (long/short ≥
+    :data:`TILE_MIN_RATIO`) ``n = min(TILE_MAX, ceil(long/short))`` squares of the short
+    side, evenly spaced so that together they cover the whole long side; for any other image
+    the centre square. Raises ``ValueError`` for an unknown mode or a non-positive size.
+    """
+    if crops not in CROP_MODES:
+        raise ValueError(f"crops must be one of {CROP_MODES}, not {crops!r}")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    s = min(width, height)
+    long_side = max(width, height)
+    if crops == "centre" or long_side / s < TILE_MIN_RATIO:
+        return [((width - s) / 2, (height - s) / 2, (width + s) / 2, (height + s) / 2)]
+    n = min(TILE_MAX, int(np.ceil(long_side / s)))
+    starts = np.linspace(0.0, long_side - s, n)
+    if width >= height:
+        return [(float(a), 0.0, float(a) + s, float(height)) for a in starts]
+    return [(0.0, float(a), float(width), float(a) + s) for a in starts]
+
+
 def _model_input(image: Image.Image, h: int, w: int) -> np.ndarray:
     """One image's model input: ``uint8`` ``(h, w, 3)`` (see :func:`preprocess`)."""
     if not isinstance(image, Image.Image):
@@ -117,37 +162,57 @@ def _model_input(image: Image.Image, h: int, w: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def prepare_input(image: Image.Image, size: int | Sequence[int]) -> Image.Image:
-    """Compute ``image``'s model input for ``size`` now and keep it with the image, so that a
-    later :func:`preprocess` of this same image object at this size copies it instead of
-    cropping and resizing again.
+def _model_inputs(image: Image.Image, h: int, w: int, crops: str) -> np.ndarray:
+    """One image's model inputs for a crop mode: ``uint8`` ``(n, h, w, 3)``, ``n`` = the number
+    of :func:`crop_boxes`. Each tile is cut at whole pixels and then prepared exactly as a
+    whole image is (:func:`_model_input`), as in the study that fitted the tiles' calibration."""
+    if crops == "centre":
+        return _model_input(image, h, w)[None]
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    rgb = to_rgb(image)
+    boxes = crop_boxes(*rgb.size, crops)
+    if len(boxes) == 1:
+        return _model_input(rgb, h, w)[None]
+    return np.stack([_model_input(rgb.crop(tuple(int(round(v)) for v in box)), h, w) for box in boxes])
+
+
+def prepare_input(image: Image.Image, size: int | Sequence[int], crops: str = "centre") -> Image.Image:
+    """Compute ``image``'s model input for ``size`` and ``crops`` now and keep it with the
+    image, so that a later :func:`preprocess` / :func:`preprocess_crops` of this same image
+    object at this size and mode copies it instead of cropping and resizing again.
 
     For work done ahead on another thread: the daemon's download threads
     (:mod:`modbot.prefetch`) prepare each decoded image while the main thread classifies the
     previous post (Pillow releases the GIL while it resizes). The result is exactly
-    :func:`preprocess`'s (same function); a classifier whose input size differs, or any other
-    image, takes the ordinary path. ``image`` must not be modified afterwards (the daemon's
-    decoded images never are). ``size`` is ``(H, W)`` in pixels or one int for a square.
-    Returns ``image``; raises ``TypeError`` for anything that is not a ``PIL.Image.Image``.
+    :func:`preprocess_crops`'s (same function); a classifier whose input size or crop mode
+    differs, or any other image, takes the ordinary path. ``image`` must not be modified
+    afterwards (the daemon's decoded images never are). ``size`` is ``(H, W)`` in pixels or
+    one int for a square; ``crops`` one of :data:`CROP_MODES`.
+    Returns ``image``; raises ``TypeError`` for anything that is not a ``PIL.Image.Image`` and
+    ``ValueError`` for an unknown crop mode.
     """
     h, w = _as_size(size)
-    arr = _model_input(image, h, w)
+    if crops not in CROP_MODES:
+        raise ValueError(f"crops must be one of {CROP_MODES}, not {crops!r}")
+    arr = _model_inputs(image, h, w, crops)
     arr.flags.writeable = False
-    setattr(image, _PREPARED, ((h, w), arr))
+    setattr(image, _PREPARED, ((h, w), crops, arr))
     return image
 
 
-def prepared_input(image: Any, size: int | Sequence[int]) -> np.ndarray | None:
-    """The model input :func:`prepare_input` left on ``image`` for ``size``: a read-only
-    ``uint8`` ``(H, W, 3)`` array, or None when there is none for that size."""
+def prepared_input(image: Any, size: int | Sequence[int], crops: str = "centre") -> np.ndarray | None:
+    """The model inputs :func:`prepare_input` left on ``image`` for ``size`` and ``crops``: a
+    read-only ``uint8`` ``(n, H, W, 3)`` array (``n`` = 1 for the centre crop), or None when
+    there are none for that size and mode."""
     found = getattr(image, _PREPARED, None)
-    if found is None or found[0] != _as_size(size):
+    if found is None or found[0] != _as_size(size) or found[1] != crops:
         return None
-    return found[1]
+    return found[2]
 
 
 def preprocess(images: Sequence[Image.Image], size: int | Sequence[int]) -> np.ndarray:
-    """Turn Pillow images into the model's input batch.
+    """Turn Pillow images into the model's input batch (centre crop).
 
     Each image is converted to RGB (:func:`modbot.decode.to_rgb`), centre-cropped to the aspect ratio of
     ``size`` and resized with Pillow's bicubic filter (``reducing_gap=2`` for speed on large
@@ -166,17 +231,76 @@ def preprocess(images: Sequence[Image.Image], size: int | Sequence[int]) -> np.n
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
         ready = prepared_input(image, (h, w))
-        out[i] = ready if ready is not None else _model_input(image, h, w)
+        out[i] = ready[0] if ready is not None else _model_input(image, h, w)
     return out
 
 
-def read_labels(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def preprocess_crops(images: Sequence[Image.Image], size: int | Sequence[int],
+                     crops: str = "centre") -> tuple[np.ndarray, np.ndarray]:
+    """The model inputs of ``images`` under a crop mode (:func:`crop_boxes`).
+
+    Returns ``(batch, owner)``: ``batch`` ``uint8`` ``(M, H, W, 3)`` with every crop of every
+    image (each prepared as :func:`preprocess` prepares an image), ``owner`` ``int64`` ``(M,)``
+    the index in ``images`` each crop belongs to (non-decreasing; ``M == len(images)`` for
+    ``"centre"``). Raises ``TypeError`` for a non-image, ``ValueError`` for an unknown mode.
+    """
+    if crops not in CROP_MODES:
+        raise ValueError(f"crops must be one of {CROP_MODES}, not {crops!r}")
+    if crops == "centre":
+        return preprocess(images, size), np.arange(len(images), dtype=np.int64)
+    h, w = _as_size(size)
+    parts: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, image in enumerate(images):
+        ready = prepared_input(image, (h, w), crops)
+        arr = ready if ready is not None else _model_inputs(image, h, w, crops)
+        parts.append(arr)
+        owner += [i] * len(arr)
+    if not parts:
+        return np.empty((0, h, w, 3), dtype=np.uint8), np.empty(0, dtype=np.int64)
+    return np.concatenate(parts), np.asarray(owner, dtype=np.int64)
+
+
+def combine_crops(probs: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Average the probability rows of each image's crops: ``probs`` float ``(M, k)`` (one row
+    per crop, as :func:`preprocess_crops` orders them), ``owner`` int ``(M,)`` → float64
+    ``(n, k)``. Raises ``ValueError`` when an image in ``range(n)`` has no crop."""
+    probs = np.asarray(probs, dtype=np.float64)
+    counts = np.bincount(owner, minlength=n)[:n]
+    if n and counts.min() == 0:
+        raise ValueError("every image needs at least one crop")
+    out = np.zeros((n, probs.shape[1] if probs.ndim == 2 else 0), dtype=np.float64)
+    np.add.at(out, owner, probs)
+    return out / np.maximum(counts, 1)[:, None]
+
+
+def predict_crops(raw: Any, images: Sequence[Image.Image], size: int | Sequence[int], crops: str,
+                  temperature: float, n_labels: int) -> np.ndarray:
+    """Calibrated probabilities of ``images`` under a crop mode, float64 ``(N, k)``.
+
+    ``raw(batch)`` maps a ``uint8`` ``(M, H, W, 3)`` batch to the model's uncalibrated
+    softmax rows ``(M, k)``; the crops of each image are averaged (:func:`combine_crops`) and
+    the average is calibrated with ``temperature`` (:func:`apply_temperature`), the order in
+    which the tiles' temperature was fitted. For ``"centre"`` this is the calibrated
+    probability of the one centre crop. ``n_labels`` is ``k`` (the shape of an empty result)."""
+    batch, owner = preprocess_crops(images, size, crops)
+    if len(images) == 0:
+        return np.zeros((0, n_labels), dtype=np.float64)
+    probs = np.clip(np.asarray(raw(batch), dtype=np.float64), 0.0, None)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return apply_temperature(combine_crops(probs, owner, len(images)), temperature)
+
+
+def read_labels(model_dir: str | os.PathLike[str], crops: str | None = None) -> dict[str, Any]:
     """Read and validate ``labels.json`` of ``model_dir`` (no TensorFlow needed).
 
     Returns the parsed object with ``labels`` a tuple of canonical media, ``version`` a
-    non-empty string and ``input_size`` an ``(H, W)`` tuple of positive ints. Raises
-    ``ModelError`` if the file is missing, not JSON, or any of those fields is wrong
-    (unknown or repeated medium, empty list, bad size).
+    non-empty string and ``input_size`` an ``(H, W)`` tuple of positive ints, ``crops`` the
+    crop mode to serve (``crops`` when given, else the file's ``crops``, default
+    ``"centre"``), and ``temperature`` and ``flag_thresholds`` ``{medium: probability}`` fitted
+    for that mode (``crop_calibration``; see the module docstring). Raises ``ModelError`` if
+    the file is missing, not JSON, or any of those fields is wrong (unknown or repeated
+    medium, empty list, bad size, unknown crop mode), or when the mode has no calibration.
     """
     path = Path(model_dir) / LABELS_FILE
     try:
@@ -213,9 +337,25 @@ def read_labels(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     tflite = data.get("tflite")
     if tflite is not None and not isinstance(tflite, dict):
         raise ModelError(f"{path}: 'tflite' must be an object, got {tflite!r}")
+    mode = crops if crops is not None else data.get("crops", "centre")
+    if mode not in CROP_MODES:
+        raise ModelError(f"{path}: crop mode {mode!r} is not one of {list(CROP_MODES)}")
+    judge = data.get("judge")
+    if mode != "centre":
+        fitted = data.get("crop_calibration", {})
+        fitted = fitted.get(mode) if isinstance(fitted, dict) else None
+        if not isinstance(fitted, dict) or "temperature" not in fitted:
+            raise ModelError(f"{path}: no calibration for crop mode {mode!r} (crop_calibration.{mode}): "
+                             "its temperature and judge thresholds must be fitted on validation first")
+        temperature, judge = fitted["temperature"], fitted.get("judge")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            0.0 < float(temperature) < 1e3
+        ):
+            raise ModelError(f"{path}: crop_calibration.{mode}.temperature must be a positive number, "
+                             f"got {temperature!r}")
     return {**data, "labels": tuple(labels), "version": version, "input_size": (size[0], size[1]),
-            "temperature": float(temperature), "tflite": tflite,
-            "flag_thresholds": _flag_thresholds(path, data.get("judge"), labels)}
+            "temperature": float(temperature), "tflite": tflite, "crops": mode,
+            "flag_thresholds": _flag_thresholds(path, judge, labels)}
 
 
 def _flag_thresholds(path: Path, judge: Any, labels: Sequence[str]) -> dict[str, float]:
@@ -333,11 +473,14 @@ class LiteRTClassifier:
         self.meta = meta
         self.threads = threads
         self.batch = max(1, int(batch))
+        self.crops: str = meta["crops"]
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None, *, threads: int | None = None,
-             require_check: bool = True, batch: int = LITERT_BATCH) -> LiteRTClassifier:
-        """Load ``model.tflite`` of a model directory (``None``: the shipped model).
+             require_check: bool = True, batch: int = LITERT_BATCH,
+             crops: str | None = None) -> LiteRTClassifier:
+        """Load ``model.tflite`` of a model directory (``None``: the shipped model), served with
+        crop mode ``crops`` (default: ``labels.json``'s; see :func:`read_labels`).
 
         With ``require_check`` (default) the export must have passed its recorded check
         (:func:`tflite_check_status`). Checks the input is ``(N, H, W, 3)`` with ``(H, W) ==
@@ -349,7 +492,7 @@ class LiteRTClassifier:
         path = Path(model_dir) if model_dir is not None else shipped_model_dir()
         if not path.is_dir():
             raise ModelError(f"model directory not found: {path}")
-        meta = read_labels(path)
+        meta = read_labels(path, crops)
         if require_check:
             reason = tflite_check_status(path, meta)
             if reason:
@@ -412,15 +555,20 @@ class LiteRTClassifier:
             raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
-        probs = np.concatenate([self._run(np.ascontiguousarray(batch[i : i + self.batch]))
-                                for i in range(0, len(batch), self.batch)])
-        probs = np.clip(probs, 0.0, None)
+        probs = np.clip(self._raw(batch), 0.0, None)
         return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
 
+    def _raw(self, batch: np.ndarray) -> np.ndarray:
+        """The export's uncalibrated softmax for a ``uint8`` batch, float64 ``(N, k)``."""
+        return np.concatenate([self._run(np.ascontiguousarray(batch[i : i + self.batch]))
+                               for i in range(0, len(batch), self.batch)])
+
     def predict_proba(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Calibrated probabilities of Pillow images (preprocessed by :func:`preprocess`):
-        float64 ``(N, len(labels))``, rows summing to 1. Raises ``TypeError`` for a non-image."""
-        return self.predict_batch(preprocess(images, self.input_size))
+        """Calibrated probabilities of Pillow images under the served crop mode
+        (:func:`predict_crops`): float64 ``(N, len(labels))``, rows summing to 1. Raises
+        ``TypeError`` for a non-image."""
+        return predict_crops(self._raw, images, self.input_size, self.crops, self.temperature,
+                             len(self.labels))
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
         """One :class:`~modbot.domain.Prediction` per image, in order; ``probabilities`` maps
@@ -433,12 +581,15 @@ class LiteRTClassifier:
         ]
 
     def __repr__(self) -> str:
-        return f"LiteRTClassifier(version={self.version!r}, labels={self.labels}, model_dir={str(self.model_dir)!r})"
+        return (f"LiteRTClassifier(version={self.version!r}, labels={self.labels}, crops={self.crops!r}, "
+                f"model_dir={str(self.model_dir)!r})")
 
 
 def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend: str = "auto",
-                    threads: int | None = None) -> KerasClassifier | LiteRTClassifier:
-    """The fastest correct classifier for a model directory (``None``: the shipped model).
+                    threads: int | None = None, crops: str | None = None) -> KerasClassifier | LiteRTClassifier:
+    """The fastest correct classifier for a model directory (``None``: the shipped model),
+    served with crop mode ``crops`` (default: the one ``labels.json`` names; see
+    :func:`read_labels`).
 
     ``backend="auto"``: :class:`LiteRTClassifier` when the directory's LiteRT export passed its
     recorded check against the Keras model (:func:`tflite_check_status`) and ``ai-edge-litert``
@@ -451,19 +602,19 @@ def load_classifier(model_dir: str | os.PathLike[str] | None = None, *, backend:
         raise ValueError(f"backend must be auto, litert or keras, not {backend!r}")
     path = Path(model_dir) if model_dir is not None else shipped_model_dir()
     if backend == "litert":
-        return LiteRTClassifier.load(path, threads=threads)
+        return LiteRTClassifier.load(path, threads=threads, crops=crops)
     if backend == "auto" and path.is_dir() and (path / TFLITE_FILE).is_file():
-        lite = _checked_litert(path, threads)
+        lite = _checked_litert(path, threads, crops)
         if lite is not None:
             return lite
     # Imported here, not at the top: importing this module must not import the ML wing, and
     # the Keras fallback brings TensorFlow (seconds, ~500 MB) when it loads a model.
     from modbot.ml.keras_classifier import KerasClassifier
 
-    return KerasClassifier.load(path, threads=threads)
+    return KerasClassifier.load(path, threads=threads, crops=crops)
 
 
-def _checked_litert(path: Path, threads: int | None) -> LiteRTClassifier | None:
+def _checked_litert(path: Path, threads: int | None, crops: str | None = None) -> LiteRTClassifier | None:
     """``LiteRTClassifier.load(path)`` when ``ai-edge-litert`` is installed and the export's
     recorded check holds (:func:`tflite_check_status`); else ``None`` (a stale or failed
     export is logged as a warning)."""
@@ -473,7 +624,7 @@ def _checked_litert(path: Path, threads: int | None) -> LiteRTClassifier | None:
         return None
     reason = tflite_check_status(path)
     if reason is None:
-        return LiteRTClassifier.load(path, threads=threads)
+        return LiteRTClassifier.load(path, threads=threads, crops=crops)
     logging.getLogger("modbot.classify").warning(
         "not serving %s with LiteRT (%s); loading the Keras model", path / TFLITE_FILE, reason)
     return None

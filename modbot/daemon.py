@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from modbot.act import Actor
-from modbot.classify import prepare_input
+from modbot.classify import CROP_MODES, prepare_input
 from modbot.config import Config
 from modbot.domain import (
     FetchedImage,
@@ -68,6 +68,16 @@ def model_input_size(classifier: Any) -> tuple[int, int] | None:
                 return None
             return (h, w) if h > 0 and w > 0 else None
     return None
+
+
+def model_crops(classifier: Any) -> str:
+    """The crop mode (:data:`modbot.classify.CROP_MODES`) of the model ``classifier`` serves
+    now: its ``crops``, or that of its ``current`` model; ``"centre"`` when it says nothing."""
+    for model in (classifier, getattr(classifier, "current", None)):
+        crops = getattr(model, "crops", None)
+        if crops in CROP_MODES:
+            return str(crops)
+    return "centre"
 
 
 class Classifier(Protocol):
@@ -363,15 +373,15 @@ class Daemon:
 
     def prepare_ahead(self, image: FetchedImage) -> FetchedImage:
         """Work on a downloaded image that the prefetch threads do (:mod:`modbot.prefetch`):
-        the model input of the model serving now, kept with ``image.rgb``
-        (:func:`modbot.classify.prepare_input`; a model of another input size later simply
-        resizes again), and, when reposts are on and :attr:`fingerprint_ahead`, the perceptual
+        the model input of the model serving now (its size and crop mode), kept with
+        ``image.rgb`` (:func:`modbot.classify.prepare_input`; a model of another input size or
+        crop mode later simply resizes again), and, when reposts are on and :attr:`fingerprint_ahead`, the perceptual
         fingerprint (``FetchedImage.fingerprint``; None when the image cannot be
         fingerprinted: the repost stage then logs why). Returns the image to classify.
         Thread-safe: reads only the classifier's input size and the configuration."""
         size = model_input_size(self.classifier)
         if size is not None:
-            prepare_input(image.rgb, size)
+            prepare_input(image.rgb, size, model_crops(self.classifier))
         if self.fingerprint_ahead and self.config.reposts.enabled:
             try:
                 image = dataclasses.replace(image, fingerprint=fingerprint(image.rgb))

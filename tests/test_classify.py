@@ -116,17 +116,20 @@ def test_load_classifier_prefers_a_checked_export_and_falls_back_to_keras(tmp_pa
 
 
 def test_temperature_is_stored_and_applied(tmp_path, shipped_lite: LiteRTClassifier) -> None:
-    meta = read_labels(shipped_model_dir())
+    """The centre crop's temperature (top-level ``temperature``) is applied to its outputs."""
+    meta = read_labels(shipped_model_dir(), "centre")
     assert meta["temperature"] > 0 and meta["temperature"] != 1.0
-    assert shipped_lite.temperature == meta["temperature"]
+    centre = LiteRTClassifier.load(crops="centre")
+    assert centre.temperature == meta["temperature"]
     model_dir = copy_model_dir(tmp_path)
     _, images = pacs_sample()
     batch = preprocess(images[:6], shipped_lite.input_size)
     edit_labels(model_dir, temperature=1.0)
-    raw = LiteRTClassifier.load(model_dir).predict_batch(batch)
-    assert np.allclose(shipped_lite.predict_batch(batch), apply_temperature(raw, meta["temperature"]), atol=1e-9)
+    raw = LiteRTClassifier.load(model_dir, crops="centre").predict_batch(batch)
+    assert np.allclose(centre.predict_batch(batch), apply_temperature(raw, meta["temperature"]), atol=1e-9)
+    assert np.allclose(centre.predict_proba(images[:6]), centre.predict_batch(batch), atol=1e-12)
     edit_labels(model_dir, temperature=3.0)
-    soft = LiteRTClassifier.load(model_dir).predict_batch(batch)
+    soft = LiteRTClassifier.load(model_dir, crops="centre").predict_batch(batch)
     assert np.allclose(soft, apply_temperature(raw, 3.0), atol=1e-9)
     assert (soft.max(axis=1) < raw.max(axis=1)).all()  # T > 1 softens
     assert (soft.argmax(axis=1) == raw.argmax(axis=1)).all()  # and never changes the decision
@@ -198,8 +201,9 @@ def test_an_image_prepared_ahead_gives_the_same_input_without_resizing_again() -
     assert prepare_input(photo, (224, 224)) is photo
     ready = prepared_input(photo, 224)
     assert ready is not None and not ready.flags.writeable
-    assert np.array_equal(ready, expected[0])
+    assert ready.shape == (1, 224, 224, 3) and np.array_equal(ready[0], expected[0])
     assert prepared_input(photo, (32, 32)) is None and prepared_input(other, 224) is None
+    assert prepared_input(photo, 224, "tiles") is None  # prepared for the centre crop only
     # the prepared input is what preprocess uses (shown by painting the image afterwards,
     # which the daemon never does): at 224 px the copy, at another size a fresh resize
     photo.paste((0, 0, 0), (0, 0, 451, 300))

@@ -29,7 +29,8 @@ def _print_result(result: dict[str, Any]) -> None:
     if result["n_images"] == 0:
         console.print("[bold]No images of the model's media were scored.[/bold]")
     else:
-        console.print(f"[bold]{result['model_version']}[/bold]: {result['n_images']} images, "
+        console.print(f"[bold]{result['model_version']}[/bold] ({result.get('crops', 'centre')} crop): "
+                      f"{result['n_images']} images, "
                       f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
                       f"ECE {result['ece']:.4f}")
         t = Table(title="Per medium", title_justify="left")
@@ -78,16 +79,20 @@ def _print_flags(flags: dict[str, Any] | None, console: Any) -> None:
                   + ", ".join(f"{m} {t:.3f}" for m, t in flags["thresholds"].items()))
 
 
-def _load(model_dir: str | None, backend: str) -> Any:
-    """The served classifier of ``model_dir`` (default: the shipped model); ``ModelError`` if
-    it cannot be loaded."""
+def _load(model_dir: str | None, backend: str, crops: str | None = None) -> Any:
+    """The served classifier of ``model_dir`` (default: the shipped model) with crop mode
+    ``crops`` (default: the model's own); ``ModelError`` if it cannot be loaded."""
     from modbot.classify import load_classifier
 
-    return load_classifier(model_dir, backend=backend)
+    return load_classifier(model_dir, backend=backend, crops=crops)
 
 
 _MODEL_OPTION = click.option("--model", "model_dir", type=click.Path(file_okay=False),
                              help="Model directory (default: the shipped model).")
+_CROPS_OPTION = click.option("--crops", type=click.Choice(["centre", "tiles"]), default=None,
+                             help="How the model sees each image: the centre square, or tiles along an "
+                             "elongated image (default: the mode the model is served with, labels.json "
+                             "\"crops\"). Each mode uses its own fitted calibration and judge thresholds.")
 _BACKEND_OPTION = click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto",
                                show_default=True, help="auto: the checked LiteRT export when present, "
                                "else Keras (imports TensorFlow).")
@@ -99,14 +104,16 @@ _BACKEND_OPTION = click.option("--backend", type=click.Choice(["auto", "litert",
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
 @_BACKEND_OPTION
-def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path: str | None, backend: str) -> None:
+@_CROPS_OPTION
+def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path: str | None, backend: str,
+                 crops: str | None) -> None:
     """Score a model on DATA_DIR, a folder-per-medium image tree (images at any depth).
 
     Prints accuracy, macro-F1, per-medium precision/recall/F1/support and the confusion
     matrix. Media folders the model does not know are reported (with what it predicted), not
     scored; unreadable images are listed and skipped. JSON keys: accuracy, macro_f1, per_class,
     confusion {labels, matrix}, n_images, ece, unknown_media, ignored_folders, unreadable,
-    model_version, flags {false_flag_rate, catch_rate, uncertain_rate, thresholds, counts}: every
+    model_version, crops, flags {false_flag_rate, catch_rate, uncertain_rate, thresholds, counts}: every
     image posted once stating its true medium and once stating each other medium, judged under
     the configured ``[judge]`` (with the model's own fitted thresholds).
 
@@ -122,7 +129,7 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
         TimeRemainingColumn,
     )
 
-    classifier = _load(model_dir, backend)
+    classifier = _load(model_dir, backend, crops)
     total = count_images(data_dir)
     err = Console(stderr=True)
     with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -156,13 +163,14 @@ def evaluate_cmd(data_dir: str, model_dir: str | None, as_json: bool, plot_path:
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Host name exempt from the private-address guard (e.g. 127.0.0.1 for a local server).")
 @_BACKEND_OPTION
+@_CROPS_OPTION
 def classify_cmd(sources: tuple[str, ...], model_dir: str | None, as_json: bool, allow_hosts: tuple[str, ...],
-                 backend: str) -> None:
+                 backend: str, crops: str | None) -> None:
     """Print per-medium probabilities for each image file or http(s) URL in SOURCES.
 
     Exit status 1 when any source could not be read or fetched (the others are still printed).
     """
-    classifier = _load(model_dir, backend)
+    classifier = _load(model_dir, backend, crops)
     results = classify_sources(sources, classifier, allow_hosts=allow_hosts)
     for r in results:
         if as_json:

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modbot.classify import preprocess
 from modbot.decode import open_image
 from modbot.config import Config
 from modbot.domain import MEDIA, ImageRef, Prediction, VerdictKind
@@ -94,8 +93,7 @@ class _Tally:
     def flush(self) -> None:
         if not self.pending:
             return
-        batch = preprocess([img for _, img in self.pending], self.classifier.input_size)
-        probs = self.classifier.predict_batch(batch)
+        probs = self.classifier.predict_proba([img for _, img in self.pending])
         for (medium, _), row in zip(self.pending, probs, strict=True):
             predicted = self.labels[int(row.argmax())]
             if medium in self.labels:
@@ -165,14 +163,14 @@ def evaluate_tree(
 ) -> dict[str, Any]:
     """Classify every image of an evaluation tree and score the predictions.
 
-    ``classifier`` has ``labels``, ``version``, ``input_size`` and ``predict_batch`` (uint8
-    ``(N, H, W, 3)`` → probabilities ``(N, k)``), as :class:`~modbot.classify.KerasClassifier`
-    and :class:`~modbot.classify.LiteRTClassifier` do. Images are decoded with
-    :func:`modbot.decode.open_image` (reduced-scale JPEG decoding) and
-    :func:`modbot.classify.preprocess`. ``progress`` is called with the number of images done
+    ``classifier`` has ``labels``, ``version``, ``input_size`` and ``predict_proba`` (Pillow
+    images → calibrated probabilities ``(N, k)``, under its served crop mode ``crops``), as
+    :class:`~modbot.ml.keras_classifier.KerasClassifier` and
+    :class:`~modbot.classify.LiteRTClassifier` do. Images are decoded with
+    :func:`modbot.decode.open_image` (reduced-scale JPEG decoding), as the daemon decodes them. ``progress`` is called with the number of images done
     since the last call.
 
-    Returns ``{"model_version", "n_images", "accuracy", "macro_f1", "per_class": {medium:
+    Returns ``{"model_version", "crops" (the crop mode served), "n_images", "accuracy", "macro_f1", "per_class": {medium:
     {precision, recall, f1, support}}, "confusion": {"labels", "matrix"} (rows = true, columns
     = predicted), "ece" (15-bin expected calibration error of the served, calibrated
     probabilities), "unknown_media": {medium: {"n_images", "predicted": {label: n}}},
@@ -202,6 +200,7 @@ def evaluate_tree(
     rep, ece = tally.metrics()
     return {
         "model_version": classifier.version,
+        "crops": getattr(classifier, "crops", "centre"),
         "n_images": rep["n"],
         "accuracy": rep["accuracy"],
         "macro_f1": rep["macro_f1"],

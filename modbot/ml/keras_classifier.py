@@ -24,7 +24,7 @@ from modbot.classify import (
     MODEL_FILE,
     SUM_TOLERANCE,
     apply_temperature,
-    preprocess,
+    predict_crops,
     read_labels,
     shipped_model_dir,
 )
@@ -54,10 +54,13 @@ class KerasClassifier:
         self.input_size: tuple[int, int] = meta["input_size"]
         self.model_dir = model_dir
         self.meta = meta
+        self.crops: str = meta["crops"]
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike[str] | None = None, *, threads: int | None = None) -> KerasClassifier:
-        """Load and check a model directory; ``None`` loads the shipped model.
+    def load(cls, model_dir: str | os.PathLike[str] | None = None, *, threads: int | None = None,
+             crops: str | None = None) -> KerasClassifier:
+        """Load and check a model directory; ``None`` loads the shipped model. ``crops``: the
+        crop mode to serve (default: ``labels.json``'s; :func:`~modbot.classify.read_labels`).
 
         Checks that ``labels.json`` is valid (:func:`~modbot.classify.read_labels`), that ``model.keras`` loads,
         that its input is ``(None, H, W, 3)`` with ``(H, W) == input_size``, that it has one
@@ -70,7 +73,7 @@ class KerasClassifier:
         path = Path(model_dir) if model_dir is not None else shipped_model_dir()
         if not path.is_dir():
             raise ModelError(f"model directory not found: {path}")
-        meta = read_labels(path)
+        meta = read_labels(path, crops)
         model_file = path / MODEL_FILE
         if not model_file.is_file():
             raise ModelError(f"model directory {path} has no {MODEL_FILE}")
@@ -109,10 +112,17 @@ class KerasClassifier:
     def predict_proba(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities as a ``float64`` array of shape ``(N, len(labels))``, rows summing to 1.
 
-        Images are preprocessed (:func:`~modbot.classify.preprocess`) and run in batches of up to
+        Images are cut into the served crop mode's inputs and combined
+        (:func:`~modbot.classify.predict_crops`), run in batches of up to
         :data:`~modbot.classify.MAX_BATCH`. Raises ``TypeError`` for a non-image.
         """
-        return self.predict_batch(preprocess(images, self.input_size))
+        return predict_crops(self._raw, images, self.input_size, self.crops, self.temperature,
+                             len(self.labels))
+
+    def _raw(self, batch: np.ndarray) -> np.ndarray:
+        """The model's uncalibrated softmax for a ``uint8`` batch, float64 ``(N, k)``."""
+        return np.concatenate([np.asarray(self._serve(batch[i : i + MAX_BATCH]), dtype=np.float64)
+                               for i in range(0, len(batch), MAX_BATCH)])
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for an already preprocessed batch.
@@ -126,11 +136,7 @@ class KerasClassifier:
             raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
-        chunks = [
-            np.asarray(self._serve(batch[i : i + MAX_BATCH]), dtype=np.float64)
-            for i in range(0, len(batch), MAX_BATCH)
-        ]
-        probs = np.clip(np.concatenate(chunks), 0.0, None)
+        probs = np.clip(self._raw(batch), 0.0, None)
         return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
 
     @property
@@ -154,4 +160,5 @@ class KerasClassifier:
         ]
 
     def __repr__(self) -> str:
-        return f"KerasClassifier(version={self.version!r}, labels={self.labels}, model_dir={str(self.model_dir)!r})"
+        return (f"KerasClassifier(version={self.version!r}, labels={self.labels}, crops={self.crops!r}, "
+                f"model_dir={str(self.model_dir)!r})")
