@@ -174,7 +174,7 @@ def _model_inputs(image: Image.Image, h: int, w: int, crops: str) -> np.ndarray:
     boxes = crop_boxes(*rgb.size, crops)
     if len(boxes) == 1:
         return _model_input(rgb, h, w)[None]
-    return np.stack([_model_input(rgb.crop(tuple(int(round(v)) for v in box)), h, w) for box in boxes])
+    return np.stack([_model_input(rgb.crop(tuple(round(v) for v in box)), h, w) for box in boxes])
 
 
 def prepare_input(image: Image.Image, size: int | Sequence[int], crops: str = "centre") -> Image.Image:

@@ -24,6 +24,10 @@ $PY -m realart.calibrate "$CHOSEN" center
 $PY -m realart.make_config "$CHOSEN" center exp15-lite0x-224-C1e-3 "${REALART_WORK:-/tmp/modbot-realart}/final_config.json"
 # 4. final model (int8 export + check) and the ONE test scoring
 $PY -m realart.build_final "${REALART_WORK:-/tmp/modbot-realart}/final_config.json" "$OUT"
+# 4b. serving choices, on validation only: tiles calibration, judge thresholds whose false-flag
+#     budget holds on held-out folds (judge_budget), crop mode "tiles"
+$PY -m realart.calibrate "$CHOSEN" tiles
+$PY -m realart.serving_config "$OUT" "$CHOSEN" --crops tiles
 $PY -m realart.score_test "${REALART_WORK:-/tmp/modbot-realart}/final_config.json" "$OUT"
 # 5. speed through the served path
 $PY classify_speed.py --model "$OUT" --json
