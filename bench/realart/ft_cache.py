@@ -41,7 +41,14 @@ def cache_model(with_b10: bool):
     import tensorflow as tf
     from keras import layers
 
-    from realart.lite import TAPS, block_specs, body, load_state, set_weights, stage_last_blocks
+    from realart.lite import (
+        TAPS,
+        block_specs,
+        body,
+        load_state,
+        set_weights,
+        stage_last_blocks,
+    )
     state = load_state("lite0x")
     specs = block_specs(state)
     last = stage_last_blocks(specs)
@@ -82,7 +89,7 @@ def cache_draw(draw: str, with_b10: bool = False, batch: int = 32) -> Path:
     b14 = np.lib.format.open_memmap(out / "b14.tmp.npy", "w+", np.float16, (n, 7, 7, 192))
     b10 = np.lib.format.open_memmap(out / "b10.tmp.npy", "w+", np.float16, (n, 14, 14, 112)) if with_b10 else None
     chunks = [np.arange(i, min(n, i + batch)) for i in range(0, n, batch)]
-    prep = lambda ch: np.concatenate([prepare(items[idx[k]], draw, 224, int(idx[k])) for k in ch])  # noqa: E731
+    prep = lambda ch: np.concatenate([prepare(items[idx[k]], draw, 224, int(idx[k])) for k in ch])
     t0 = time.time()
     with ThreadPoolExecutor(1) as pool:
         fut = pool.submit(prep, chunks[0])
