@@ -85,6 +85,26 @@ def test_evaluate_keras_backend_agrees_with_litert(tree: Path) -> None:
     assert json.loads(keras.output)["confusion"] == lite["confusion"]
 
 
+def test_evaluate_scores_each_crop_mode_with_its_own_judge(tmp_path: Path) -> None:
+    """The shipped model serves tiles; ``--crops centre`` scores the centre square with the
+    centre crop's thresholds. A tree with the demo sample's real wide wesnoth picture (GPL-2+,
+    320 x 240: two tiles) and the square PACS digital images."""
+    root = tmp_path / "tree"
+    shutil.copytree(SAMPLE / "digital", root / "digital")
+    shutil.copy(REPO / "modbot" / "sandbox" / "sample" / "images" / "wesnoth_story__Heir_To_The_Throne__httt_story5.jpg",
+                root / "digital" / "story.jpg")
+    runner = CliRunner()
+    tiles = json.loads(runner.invoke(main, ["evaluate", str(root), "--json"]).output)
+    centre = runner.invoke(main, ["evaluate", str(root), "--json", "--crops", "centre"])
+    assert centre.exit_code == 0, centre.output
+    centre = json.loads(centre.output)
+    assert tiles["crops"] == "tiles" and centre["crops"] == "centre"
+    assert tiles["n_images"] == centre["n_images"] == 4
+    assert tiles["flags"]["thresholds"] != centre["flags"]["thresholds"]
+    bad = runner.invoke(main, ["evaluate", str(root), "--crops", "grid"])
+    assert bad.exit_code == 2 and "grid" in bad.output
+
+
 def test_evaluate_refuses_a_missing_model_dir(tree: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["evaluate", str(tree), "--model", str(tmp_path / "nope")])
     assert result.exit_code != 0 and "not found" in result.output
