@@ -69,35 +69,17 @@ def build_tail(start: int = 15, dropout: float = 0.2, mean_top=None, scale_top=N
     import keras
     from keras import layers
 
-    from realart.lite import BN_EPS, block_specs, keras_weights, load_state
+    from realart.lite import block_specs, head_conv, keras_weights, load_state, mbconv
     state = load_state("lite0x")
     specs = block_specs(state)
     shp = (7, 7, 192) if start == 15 else (14, 14, 112)
     inp = keras.Input(shp, name="map")
     tz = keras.Input((896,), name="taps_z")
 
-    def bn(name):
-        b = layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=name)
-        b.trainable = False
-        return b
-
     x = inp
-    for s in specs[start:]:  # same construction as realart.lite.body
-        i, xin = s["index"], x
-        if s["has_expand"]:
-            x = layers.Conv2D(s["filters_in"] * s["expand"], 1, padding="same", use_bias=False, name=f"block{i}_expand_conv")(x)
-            x = bn(f"block{i}_expand_bn")(x)
-            x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
-        x = layers.DepthwiseConv2D(s["kernel"], strides=s["stride"], padding="same", use_bias=False, name=f"block{i}_dwconv")(x)
-        x = bn(f"block{i}_bn")(x)
-        x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
-        x = layers.Conv2D(s["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
-        x = bn(f"block{i}_project_bn")(x)
-        if s["stride"] == 1 and s["filters_in"] == s["filters_out"]:
-            x = layers.Add(name=f"block{i}_add")([x, xin])
-    x = layers.Conv2D(state["_conv_head.weight"].shape[0], 1, padding="same", use_bias=False, name="top_conv")(x)
-    x = bn("top_bn")(x)
-    x = layers.ReLU(6.0, name="top_relu")(x)
+    for s in specs[start:]:  # the same layers as realart.lite.body
+        x = mbconv(x, s)
+    x = head_conv(x, state["_conv_head.weight"].shape[0])
     g = layers.GlobalAveragePooling2D(name="gap")(x)
     mt = np.zeros(1280, np.float32) if mean_top is None else np.asarray(mean_top[:1280], np.float32)
     st = np.ones(1280, np.float32) if scale_top is None else np.asarray(scale_top[:1280], np.float32)

@@ -95,39 +95,61 @@ def build_lite(name: str, image_size: int, *, taps: tuple[int, ...] = (), state:
     return model
 
 
+def frozen_bn(name: str) -> Any:
+    """A BatchNormalization layer as the PyTorch weights need it (eps ``BN_EPS``), not trainable:
+    its moving statistics stay the ImageNet ones, also when the layers around it train."""
+    from keras import layers
+
+    b = layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=name)
+    b.trainable = False
+    return b
+
+
+def mbconv(x: Any, s: dict[str, int]) -> Any:
+    """One MBConv block (expand 1x1 → depthwise → project 1x1, ReLU6, frozen BN, residual when
+    shapes allow) of spec ``s`` (:func:`block_specs`) on tensor ``x``; layer names
+    ``block{index}_*`` match :func:`keras_weights`."""
+    from keras import layers
+
+    i, inp = s["index"], x
+    if s["has_expand"]:
+        x = layers.Conv2D(s["filters_in"] * s["expand"], 1, padding="same", use_bias=False,
+                          name=f"block{i}_expand_conv")(x)
+        x = frozen_bn(f"block{i}_expand_bn")(x)
+        x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
+    x = layers.DepthwiseConv2D(s["kernel"], strides=s["stride"], padding="same", use_bias=False,
+                               name=f"block{i}_dwconv")(x)
+    x = frozen_bn(f"block{i}_bn")(x)
+    x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
+    x = layers.Conv2D(s["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
+    x = frozen_bn(f"block{i}_project_bn")(x)
+    if s["stride"] == 1 and s["filters_in"] == s["filters_out"]:
+        x = layers.Add(name=f"block{i}_add")([x, inp])
+    return x
+
+
+def head_conv(x: Any, state_head: int = 1280) -> Any:
+    """The head conv (1x1 to ``state_head`` channels, frozen BN, ReLU6), layer names ``top_*``."""
+    from keras import layers
+
+    x = layers.Conv2D(state_head, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = frozen_bn("top_bn")(x)
+    return layers.ReLU(6.0, name="top_relu")(x)
+
+
 def body(x: Any, specs: list[dict[str, int]], state_head: int = 1280) -> dict[str, Any]:
     """Apply stem, all blocks and the head conv to scaled input ``x``; returns a dict of
     named tensors (``blockN`` outputs and ``top``)."""
     from keras import layers
 
-    def bn(name: str) -> Any:
-        b = layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=name)
-        b.trainable = False
-        return b
-
     out = {}
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = bn("stem_bn")(x)
+    x = frozen_bn("stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     for s in specs:
-        i, inp = s["index"], x
-        if s["has_expand"]:
-            x = layers.Conv2D(s["filters_in"] * s["expand"], 1, padding="same", use_bias=False,
-                              name=f"block{i}_expand_conv")(x)
-            x = bn(f"block{i}_expand_bn")(x)
-            x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
-        x = layers.DepthwiseConv2D(s["kernel"], strides=s["stride"], padding="same", use_bias=False,
-                                   name=f"block{i}_dwconv")(x)
-        x = bn(f"block{i}_bn")(x)
-        x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
-        x = layers.Conv2D(s["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
-        x = bn(f"block{i}_project_bn")(x)
-        if s["stride"] == 1 and s["filters_in"] == s["filters_out"]:
-            x = layers.Add(name=f"block{i}_add")([x, inp])
-        out[f"block{i}"] = x
-    x = layers.Conv2D(state_head, 1, padding="same", use_bias=False, name="top_conv")(x)
-    x = bn("top_bn")(x)
-    out["top"] = layers.ReLU(6.0, name="top_relu")(x)
+        x = mbconv(x, s)
+        out[f"block{s['index']}"] = x
+    out["top"] = head_conv(x, state_head)
     return out
 
 
