@@ -106,26 +106,12 @@ def frozen_bn(name: str) -> Any:
 
 
 def mbconv(x: Any, s: dict[str, int]) -> Any:
-    """One MBConv block (expand 1x1 → depthwise → project 1x1, ReLU6, frozen BN, residual when
-    shapes allow) of spec ``s`` (:func:`block_specs`) on tensor ``x``; layer names
-    ``block{index}_*`` match :func:`keras_weights`."""
-    from keras import layers
+    """One MBConv block of spec ``s`` (:func:`block_specs`) on tensor ``x`` with frozen BN:
+    ``modbot.ml.backbones.mbconv_block``, the layers modbot's own Lite0 is built from (names
+    ``block{index}_*`` match :func:`keras_weights`)."""
+    from modbot.ml.backbones import mbconv_block
 
-    i, inp = s["index"], x
-    if s["has_expand"]:
-        x = layers.Conv2D(s["filters_in"] * s["expand"], 1, padding="same", use_bias=False,
-                          name=f"block{i}_expand_conv")(x)
-        x = frozen_bn(f"block{i}_expand_bn")(x)
-        x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
-    x = layers.DepthwiseConv2D(s["kernel"], strides=s["stride"], padding="same", use_bias=False,
-                               name=f"block{i}_dwconv")(x)
-    x = frozen_bn(f"block{i}_bn")(x)
-    x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
-    x = layers.Conv2D(s["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
-    x = frozen_bn(f"block{i}_project_bn")(x)
-    if s["stride"] == 1 and s["filters_in"] == s["filters_out"]:
-        x = layers.Add(name=f"block{i}_add")([x, inp])
-    return x
+    return mbconv_block(x, s, frozen_bn)
 
 
 def head_conv(x: Any, state_head: int = 1280) -> Any:

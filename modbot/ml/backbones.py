@@ -26,7 +26,7 @@ import os
 import pickle
 import struct
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +269,31 @@ def lite0_scaling() -> Any:
     return keras.layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="lite0_scale")
 
 
+def mbconv_block(x: Any, spec: Mapping[str, int], bn: Callable[[str], Any]) -> Any:
+    """One EfficientNet(-Lite) MBConv block on the Keras tensor ``x``: 1×1 expansion (when
+    ``spec["expand"] != 1``), depthwise conv, 1×1 projection, each followed by ``bn(name)`` (a
+    BatchNormalization factory) and ReLU6 (none after the projection), and the residual add
+    when the block keeps its shape. ``spec`` has ``index``, ``filters_in``, ``filters_out``,
+    ``expand``, ``kernel``, ``stride`` (:func:`lite0_block_specs`). Layer names are
+    ``block{index}_*``, as :func:`lite0_keras_weights` maps them."""
+    layers = load_keras().layers
+    i, inputs = spec["index"], x
+    if spec["expand"] != 1:
+        x = layers.Conv2D(spec["filters_in"] * spec["expand"], 1, padding="same", use_bias=False,
+                          name=f"block{i}_expand_conv")(x)
+        x = bn(f"block{i}_expand_bn")(x)
+        x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
+    x = layers.DepthwiseConv2D(spec["kernel"], strides=spec["stride"], padding="same", use_bias=False,
+                               name=f"block{i}_dwconv")(x)
+    x = bn(f"block{i}_bn")(x)
+    x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
+    x = layers.Conv2D(spec["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
+    x = bn(f"block{i}_project_bn")(x)
+    if spec["stride"] == 1 and spec["filters_in"] == spec["filters_out"]:
+        x = layers.Add(name=f"block{i}_add")([x, inputs])
+    return x
+
+
 def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, stem: bool = True,
                       head: bool = True, trainable_bn: bool = True, skip_blocks: Sequence[int] = ()) -> Any:
     """Apply EfficientNet-Lite0 layers to the Keras tensor ``x`` and return the output tensor.
@@ -297,23 +322,8 @@ def lite0_layers_from(x: Any, *, first_block: int = 0, last_block: int = 15, ste
         x = layers.ReLU(6.0, name="stem_relu")(x)
     skip = check_skip_blocks(skip_blocks)
     for spec in lite0_block_specs()[first_block : last_block + 1]:
-        i = spec["index"]
-        if i in skip:
-            continue
-        inputs = x
-        mid = spec["filters_in"] * spec["expand"]
-        if spec["expand"] != 1:
-            x = layers.Conv2D(mid, 1, padding="same", use_bias=False, name=f"block{i}_expand_conv")(x)
-            x = bn(f"block{i}_expand_bn")(x)
-            x = layers.ReLU(6.0, name=f"block{i}_expand_relu")(x)
-        x = layers.DepthwiseConv2D(spec["kernel"], strides=spec["stride"], padding="same", use_bias=False,
-                                   name=f"block{i}_dwconv")(x)
-        x = bn(f"block{i}_bn")(x)
-        x = layers.ReLU(6.0, name=f"block{i}_relu")(x)
-        x = layers.Conv2D(spec["filters_out"], 1, padding="same", use_bias=False, name=f"block{i}_project_conv")(x)
-        x = bn(f"block{i}_project_bn")(x)
-        if spec["stride"] == 1 and spec["filters_in"] == spec["filters_out"]:
-            x = layers.Add(name=f"block{i}_add")([x, inputs])
+        if spec["index"] not in skip:
+            x = mbconv_block(x, spec, bn)
     if head:
         x = layers.Conv2D(LITE0_HEAD, 1, padding="same", use_bias=False, name="top_conv")(x)
         x = bn("top_bn")(x)
