@@ -346,21 +346,25 @@ def medium(ctx: click.Context) -> None:
               help="LiteRT export format (default: the recipe's).")
 @click.option("--version", "version", default=None, help="Model version string (default: arch, size, time).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the training run.")
-def train(data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None,
+@click.pass_context
+def train(ctx: click.Context, data_dir: str, out_dir: str, val_dir: str | None, test_dir: str | None,
           epochs: int | None, val_fraction: float | None, fine_tune_from: int | None, skip_blocks: str | None,
           quantize: str | None, version: str | None, seed: int) -> None:
     """Train a medium classifier on DATA_DIR, a folder-per-medium image tree.
 
-    Prints the metrics (as in the model directory's metrics.json) as JSON on stdout; progress
-    (data loaded, features computed, one line per epoch) goes to stderr.
+    The judge's thresholds are fitted on the validation images to the configured
+    ``[judge] false_flag_budget``. Prints the metrics (as in the model directory's
+    metrics.json) as JSON on stdout; progress (data loaded, features computed, one line per
+    epoch) goes to stderr.
     """
     import json
 
     from modbot.ml.training import train_model
 
+    budget = _load(_config_path(ctx)).judge.false_flag_budget  # a config error stops it before training
     _progress_to_stderr()
     kwargs: dict[str, object] = {"seed": seed, "val_dir": val_dir, "test_dir": test_dir,
-                                 "version": version, "verbose": 0}
+                                 "version": version, "verbose": 0, "false_flag_budget": budget}
     if epochs is not None:
         kwargs["epochs"] = epochs
     if val_fraction is not None:

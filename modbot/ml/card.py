@@ -94,6 +94,21 @@ labels.json, applied by every classifier). Expected calibration error (15 bins, 
 | split | ECE before | ECE after |
 |---|---|---|
 {rows}
+{_judge_md(metrics.get("judge"))}"""
+
+
+def _judge_md(judge: dict[str, Any] | None) -> str:
+    """The judge thresholds ``train_model`` fitted (``metrics["judge"]``), or nothing."""
+    if not judge:
+        return ""
+    media = [k for k, v in judge.items() if k not in ("rule", "fit_budget", "fitted_on") and isinstance(v, float)]
+    values = ", ".join(f"{m} {judge[m]:.4f}" for m in media)
+    return f"""
+Judge thresholds (labels.json `judge`; a post is flagged when the probability of its stated
+medium is below its medium's value), fitted on the validation split to flag at most
+{judge['fit_budget']:.1%} of its correctly stated images: {values}. On artists that are in
+neither split expect more false flags than that (measured on real art: thresholds fitted to
+2 % flagged 3.1 %, `bench/realart/judge_budget.py`).
 """
 
 

@@ -31,17 +31,52 @@ from typing import Any
 
 import numpy as np
 
-from modbot.classify import CARD_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, TFLITE_FILE, LiteRTClassifier, apply_temperature
-from modbot.ml.architectures import (CACHE_BLOCK, DEFAULT_FINE_TUNE_FROM, DEFAULT_SKIP_BLOCKS, Architecture,
-                                    assemble_lite0, build_classifier, get_architecture, lite0_layers_from,
-                                    lite0_lower, lite0_upper)
+from modbot.classify import (
+    CARD_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    TFLITE_FILE,
+    LiteRTClassifier,
+    apply_temperature,
+)
+from modbot.ml.architectures import (
+    CACHE_BLOCK,
+    DEFAULT_FINE_TUNE_FROM,
+    DEFAULT_SKIP_BLOCKS,
+    Architecture,
+    assemble_lite0,
+    build_classifier,
+    get_architecture,
+    lite0_layers_from,
+    lite0_lower,
+    lite0_upper,
+)
 from modbot.ml.augment import augmentation_model
 from modbot.ml.backbones import check_skip_blocks, load_lite0_weights
 from modbot.ml.card import render_model_card
-from modbot.ml.data import TrainingDataError, class_counts, load_eval_split, load_split, scan_tree
-from modbot.ml.export import INT8_CALIBRATION_IMAGES, QUANTIZATIONS, deflate_keras_file, export_tflite, write_json
+from modbot.ml.data import (
+    TrainingDataError,
+    class_counts,
+    load_eval_split,
+    load_split,
+    scan_tree,
+)
+from modbot.ml.export import (
+    INT8_CALIBRATION_IMAGES,
+    QUANTIZATIONS,
+    deflate_keras_file,
+    export_tflite,
+    write_json,
+)
 from modbot.ml.keras_classifier import KerasClassifier
-from modbot.ml.metrics import ECE_BINS, classification_report, expected_calibration_error, fit_temperature
+from modbot.ml.metrics import (
+    ECE_BINS,
+    classification_report,
+    expected_calibration_error,
+    fit_flag_thresholds,
+    fit_temperature,
+)
 from modbot.ml.tf import load_keras, load_tensorflow
 
 log = logging.getLogger("modbot.ml.training")
@@ -215,6 +250,11 @@ class _Splits:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+#: The share of correctly stated validation images a fitted judge threshold may flag, when the
+#: caller gives none (the packaged ``[judge] false_flag_budget``).
+DEFAULT_FALSE_FLAG_BUDGET = 0.02
+
+
 def _check_options(arch: str, image_size: int | tuple[int, int] | None, epochs: int | None, batch_size: int,
                    val_fraction: float, learning_rate: float | None, aug_copies: int, export: bool,
                    quantize: str | None, skip_blocks: Sequence[int], **rest: Any) -> _Options:
@@ -372,20 +412,31 @@ def _evaluate(probs: np.ndarray | None, y: np.ndarray | None, labels: list[str],
     return rep
 
 
-def _calibrate_and_score(out: Path, labels_doc: dict[str, Any], d: _Splits) -> dict[str, Any]:
-    """Reload ``out`` through :class:`KerasClassifier`, fit the temperature on the validation
-    split (stored in ``labels.json``) and score validation and test: the metrics entries
-    ``calibration``, ``validation`` and ``test``."""
+def _calibrate_and_score(out: Path, labels_doc: dict[str, Any], d: _Splits, false_flag_budget: float) -> dict[str, Any]:
+    """Reload ``out`` through :class:`KerasClassifier`, fit the temperature and the judge's
+    thresholds (:func:`~modbot.ml.metrics.fit_flag_thresholds` at ``false_flag_budget``, on the
+    calibrated probabilities) on the validation split, store both in ``labels.json``, and score
+    validation and test: the metrics entries ``calibration``, ``judge``, ``validation`` and
+    ``test``."""
     clf = KerasClassifier.load(out)
     raw_val = clf.predict_batch(d.x_val) if len(d.y_val) else np.zeros((0, len(d.labels)))
     raw_test = clf.predict_batch(d.x_test) if d.x_test is not None and len(d.y_test) else None
     temperature = fit_temperature(raw_val, d.y_val) if len(d.y_val) else 1.0
     labels_doc["temperature"] = round(temperature, 4)
     labels_doc["calibration"] = "temperature scaling fitted on the validation split (modbot.ml.metrics.fit_temperature)"
-    write_json(out / LABELS_FILE, labels_doc)
     t = labels_doc["temperature"]
+    thresholds = (fit_flag_thresholds(apply_temperature(raw_val, t), d.y_val, d.labels, false_flag_budget)
+                  if len(d.y_val) else {})
+    judge = {"rule": "flag when p(stated) < threshold[stated] (calibrated probabilities)",
+             **{m: round(v, 5) for m, v in thresholds.items()}, "fit_budget": false_flag_budget,
+             "fitted_on": "validation split (modbot.ml.metrics.fit_flag_thresholds); on artists that are "
+                          "in neither split expect more false flags (bench/realart/judge_budget.py)"}
+    if thresholds:
+        labels_doc["judge"] = judge
+    write_json(out / LABELS_FILE, labels_doc)
     return {
         "calibration": {"temperature": t, "fitted_on": "validation", "ece_bins": ECE_BINS},
+        "judge": judge if thresholds else None,
         "validation": _evaluate(raw_val, d.y_val, d.labels, t),
         "test": _evaluate(raw_test, d.y_test, d.labels, t) if d.x_test is not None else None,
     }
@@ -439,6 +490,7 @@ def train_model(
     export: bool = True,
     quantize: str | None = None,
     verbose: int = 2,
+    false_flag_budget: float = DEFAULT_FALSE_FLAG_BUDGET,
 ) -> dict[str, Any]:
     """Train on ``data_dir`` (folder per medium) and write a model directory to ``out_dir``.
 
@@ -447,7 +499,10 @@ def train_model(
     - Validation: ``val_dir`` (same layout; its media must be among the labels), else a
       stratified random ``val_fraction`` of ``data_dir`` (seeded; near-duplicates make such a
       split optimistic). The epoch with the best validation macro-F1 is kept and the
-      calibration temperature fitted on it. ``test_dir`` (optional) is evaluated once, at the end.
+      calibration temperature fitted on it, then the judge's per-medium thresholds
+      (``labels.json`` ``judge``): each the largest probability that flags at most
+      ``false_flag_budget`` (0–1; ``[judge] false_flag_budget``) of the correctly stated
+      validation images of its medium. ``test_dir`` (optional) is evaluated once, at the end.
     - ``arch`` (:data:`modbot.ml.architectures.ARCHITECTURES`): ``lite0`` (default, the shipped
       recipe) is EfficientNet-Lite0 with ``weights`` (``"imagenet"``, a ``.pth`` path, or
       ``None``); blocks below ``CACHE_BLOCK`` are frozen and run on the clean image and on
@@ -470,6 +525,8 @@ def train_model(
     ``ValueError`` for bad arguments, ``ModelError`` when pretrained weights are missing.
     """
     t_start = time.monotonic()
+    if not 0.0 <= false_flag_budget <= 1.0:
+        raise ValueError(f"false_flag_budget must be 0-1, got {false_flag_budget}")
     opts = _check_options(arch, image_size, epochs, batch_size, val_fraction, learning_rate, aug_copies, export,
                           quantize, skip_blocks, seed=seed, fine_tune_from=fine_tune_from, weights=weights,
                           verbose=verbose)
@@ -488,7 +545,7 @@ def train_model(
     metrics: dict[str, Any] = {
         "version": version, "labels": d.labels, "input_size": list(opts.size),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "split": d.split,
-        "data": d.info, "training": training, **_calibrate_and_score(out, labels_doc, d), "seconds": {},
+        "data": d.info, "training": training, **_calibrate_and_score(out, labels_doc, d, false_flag_budget), "seconds": {},
         "software": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     if export:

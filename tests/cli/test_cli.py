@@ -121,3 +121,8 @@ def test_train_refuses_bad_recipe_options_before_loading_anything(tmp_path):
         result = CliRunner().invoke(main, ["train", str(sample), "--out", str(tmp_path / "m"), *args])
         assert result.exit_code != 0 and message in result.output, result.output
         assert not (tmp_path / "m").exists()
+    bad = tmp_path / "bad.toml"  # train reads [judge] false_flag_budget: a bad one stops it first
+    bad.write_text("[judge]\nfalse_flag_budget = 2\n")
+    result = CliRunner().invoke(main, ["--config", str(bad), "train", str(sample), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and "false_flag_budget" in result.output, result.output
+    assert not (tmp_path / "m").exists()

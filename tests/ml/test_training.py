@@ -13,7 +13,7 @@ import pytest
 from support import PACS_SAMPLE, pacs_sample
 
 from modbot.classify import LiteRTClassifier, load_classifier, preprocess, read_labels
-from modbot.ml.data import TrainingDataError
+from modbot.ml.data import TrainingDataError, load_eval_split
 from modbot.ml.export import TFLITE_MAX_ABS_DIFF
 from modbot.ml.keras_classifier import KerasClassifier
 from modbot.ml.training import train_model
@@ -39,6 +39,15 @@ def test_tiny_training_run_writes_a_loadable_model_dir(tmp_path: Path, caplog: p
     assert meta["version"] == "tiny-1" and meta["input_size"] == [32, 32]
     assert json.loads((out / "metrics.json").read_text())["version"] == "tiny-1"
     assert meta["temperature"] > 0 and metrics["calibration"]["temperature"] == meta["temperature"]
+    # judge thresholds fitted on the 12 validation images: with 3 per medium and a 2 % budget,
+    # each is the lowest calibrated probability of its own medium (none of them is flagged)
+    x_val, y_val, _ = load_eval_split(PACS_SAMPLE, meta["labels"], (32, 32), "validation")
+    val = KerasClassifier.load(out).predict_batch(x_val)  # calibrated, as the thresholds are
+    assert set(meta["judge"]) >= set(meta["labels"]) and meta["judge"]["fit_budget"] == 0.02
+    for k, medium in enumerate(meta["labels"]):
+        assert meta["judge"][medium] == pytest.approx(val[y_val == k, k].min(), abs=1e-5)
+    assert read_labels(out)["flag_thresholds"] == {m: meta["judge"][m] for m in meta["labels"]}
+    assert metrics["judge"]["fit_budget"] == 0.02
     assert not (out / "model.tflite").exists()
     clf = load_classifier(out)  # no export: Keras
     assert type(clf) is KerasClassifier
