@@ -319,11 +319,12 @@ def resolve_recipe(learning: Any, champion_dir: Path) -> str:
 
 
 def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, *,
-                      shuffle_labels: bool, champion_dir: Path) -> Path:
+                      shuffle_labels: bool, champion_dir: Path, false_flag_budget: float) -> Path:
     """Make the challenger in this process from ``data.train`` into ``work/model``: the
-    champion's head refitted (recipe ``head``, :func:`modbot.ml.headfit.refit_head`) or a model
-    trained from scratch (``train``, :func:`modbot.ml.training.train_model`); return it.
-    Imports TensorFlow."""
+    champion's head refitted (recipe ``head``, :func:`modbot.ml.headfit.refit_head`; it keeps
+    the champion's judge thresholds) or a model trained from scratch (``train``,
+    :func:`modbot.ml.training.train_model`, its thresholds fitted to ``false_flag_budget``,
+    ``[judge]``); return it. Imports TensorFlow."""
     media = [m for _, m in data.train]
     if shuffle_labels:
         rng = np.random.default_rng(learning.seed + 7919)
@@ -346,7 +347,8 @@ def _train_challenger(run: RunRecord, data: RunData, work: Path, learning: Any, 
                    threads=learning.threads)
     else:
         build_tree(work / "train", [(p, m) for (p, _), m in zip(data.train, media, strict=True)])
-        train_model(work / "train", work / "model", **training_options(learning, version=version))
+        train_model(work / "train", work / "model", false_flag_budget=false_flag_budget,
+                    **training_options(learning, version=version))
     run.update(train_finished_at=time.time())
     return work / "model"
 
@@ -412,7 +414,7 @@ def _round(run: RunRecord, config: Config, registry: ModelRegistry, *, cutoff: f
     work = registry.work_dir(f"run{run.run_id}")
     try:
         challenger = _train_challenger(run, data, work, learning, shuffle_labels=shuffle_labels,
-                                       champion_dir=champion)
+                                       champion_dir=champion, false_flag_budget=config.judge.false_flag_budget)
         old, new = _compare(run, data, champion, challenger)
         ok, reason = decide(old, new, learning)
         if not ok:
