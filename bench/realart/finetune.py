@@ -18,7 +18,7 @@ Optimisers: AdamW for the blocks (lr_b, weight decay 1e-2·lr), Adam for the Den
 Constant learning rates; the validation fold is scored after every epoch and the epoch count is
 chosen by the mean over folds (reported as such: an inner choice on the validation folds).
 
-Usage (from bench/, REALART_WORK=/work/exp15):
+Usage (from bench/, with REALART_WORK set, as for the other realart steps):
   python -m realart.finetune time                      # seconds/epoch, both depths
   python -m realart.finetune cv NAME LR_B LR_D EPOCHS [--aug] [--start 15]
   python -m realart.finetune loo NAME LR_B LR_D EPOCHS OBJ... [--aug]
