@@ -286,9 +286,14 @@ def predict_crops(raw: Any, images: Sequence[Image.Image], size: int | Sequence[
     batch, owner = preprocess_crops(images, size, crops)
     if len(images) == 0:
         return np.zeros((0, n_labels), dtype=np.float64)
-    probs = np.clip(np.asarray(raw(batch), dtype=np.float64), 0.0, None)
-    probs = probs / probs.sum(axis=1, keepdims=True)
-    return apply_temperature(combine_crops(probs, owner, len(images)), temperature)
+    return apply_temperature(combine_crops(as_distribution(raw(batch)), owner, len(images)), temperature)
+
+
+def as_distribution(raw: np.ndarray) -> np.ndarray:
+    """A model's softmax output as float64 ``(N, k)`` rows that are exact distributions:
+    negatives (quantisation noise of an int8 export) clipped to 0, each row renormalised."""
+    probs = np.clip(np.asarray(raw, dtype=np.float64), 0.0, None)
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def read_labels(model_dir: str | os.PathLike[str], crops: str | None = None) -> dict[str, Any]:
@@ -555,8 +560,7 @@ class LiteRTClassifier:
             raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
-        probs = np.clip(self._raw(batch), 0.0, None)
-        return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
+        return apply_temperature(as_distribution(self._raw(batch)), self.temperature)
 
     def _raw(self, batch: np.ndarray) -> np.ndarray:
         """The export's uncalibrated softmax for a ``uint8`` batch, float64 ``(N, k)``."""

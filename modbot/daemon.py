@@ -55,29 +55,34 @@ def failure_reason(exc: ImageError) -> str:
     return f"{exc.reason}:{status}" if exc.reason == "http_status" and status else exc.reason
 
 
-def model_input_size(classifier: Any) -> tuple[int, int] | None:
-    """``(H, W)`` in pixels of the input of the model ``classifier`` serves now: its
-    ``input_size``, or that of its ``current`` model (the learning loop's swappable
-    classifier); None when it says nothing (any classifier works without it)."""
+def _served(classifier: Any, name: str) -> Any:
+    """Attribute ``name`` of the model ``classifier`` serves now: the classifier's own, or that
+    of its ``current`` model (the learning loop's swappable classifier); None when neither has it."""
     for model in (classifier, getattr(classifier, "current", None)):
-        size = getattr(model, "input_size", None)
-        if size is not None:
-            try:
-                h, w = (int(v) for v in size)
-            except (TypeError, ValueError):
-                return None
-            return (h, w) if h > 0 and w > 0 else None
+        value = getattr(model, name, None)
+        if value is not None:
+            return value
     return None
+
+
+def model_input_size(classifier: Any) -> tuple[int, int] | None:
+    """``(H, W)`` in pixels of the input of the model ``classifier`` serves now
+    (:func:`_served`); None when it says nothing (any classifier works without it)."""
+    size = _served(classifier, "input_size")
+    if size is None:
+        return None
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return None
+    return (h, w) if h > 0 and w > 0 else None
 
 
 def model_crops(classifier: Any) -> str:
     """The crop mode (:data:`modbot.classify.CROP_MODES`) of the model ``classifier`` serves
-    now: its ``crops``, or that of its ``current`` model; ``"centre"`` when it says nothing."""
-    for model in (classifier, getattr(classifier, "current", None)):
-        crops = getattr(model, "crops", None)
-        if crops in CROP_MODES:
-            return str(crops)
-    return "centre"
+    now (:func:`_served`); ``"centre"`` when it says nothing."""
+    crops = _served(classifier, "crops")
+    return str(crops) if crops in CROP_MODES else "centre"
 
 
 class Classifier(Protocol):

@@ -115,22 +115,13 @@ def load_rgba(path: str) -> Image.Image:
         return im.convert("RGB")
 
 
-def crop_boxes(w: int, h: int, mode: str, max_tiles: int = 3, min_ratio: float = 1.3) -> list[tuple[float, float, float, float]]:
-    """Square crop boxes for an image of ``w``×``h``.
+def crop_boxes(w: int, h: int, mode: str) -> list[tuple[float, float, float, float]]:
+    """Square crop boxes for an image of ``w``×``h``: ``modbot.classify.crop_boxes`` (what
+    modbot serves), with this study's mode names ``center`` (the one centre square) and
+    ``tiles`` (2–3 squares along the long side of an elongated image)."""
+    from modbot.classify import crop_boxes as served_boxes
 
-    - ``center``: the one centre square (what ``modbot.classify.preprocess`` serves).
-    - ``tiles``: for an elongated image (long/short ≥ ``min_ratio``) ``n = min(max_tiles,
-      ceil(long/short))`` squares evenly spaced along the long side, covering it all; else
-      the centre square."""
-    s = min(w, h)
-    if mode == "center" or max(w, h) / s < min_ratio:
-        return [((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)]
-    n = min(max_tiles, int(np.ceil(max(w, h) / s)))
-    L = max(w, h)
-    starts = np.linspace(0, L - s, n)
-    if w >= h:
-        return [(a, 0.0, a + s, float(h)) for a in starts]
-    return [(0.0, a, float(w), a + s) for a in starts]
+    return served_boxes(w, h, "centre" if mode == "center" else mode)
 
 
 def image_to_tensors(image: Image.Image, size: int, mode: str = "center") -> np.ndarray:

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modbot.decode import open_image
 from modbot.config import Config
+from modbot.decode import open_image
 from modbot.domain import MEDIA, ImageRef, Prediction, VerdictKind
 from modbot.errors import ImageError
 from modbot.fsutil import image_files
@@ -167,11 +167,11 @@ def evaluate_tree(
     images → calibrated probabilities ``(N, k)``, under its served crop mode ``crops``), as
     :class:`~modbot.ml.keras_classifier.KerasClassifier` and
     :class:`~modbot.classify.LiteRTClassifier` do. Images are decoded with
-    :func:`modbot.decode.open_image` (reduced-scale JPEG decoding), as the daemon decodes them. ``progress`` is called with the number of images done
-    since the last call.
+    :func:`modbot.decode.open_image` (reduced-scale JPEG decoding), as the daemon decodes them.
+    ``progress`` is called with the number of images done since the last call.
 
-    Returns ``{"model_version", "crops" (the crop mode served), "n_images", "accuracy", "macro_f1", "per_class": {medium:
-    {precision, recall, f1, support}}, "confusion": {"labels", "matrix"} (rows = true, columns
+    Returns ``{"model_version", "crops" (the crop mode served), "n_images", "accuracy",
+    "macro_f1", "per_class": {medium: {precision, recall, f1, support}}, "confusion": {"labels", "matrix"} (rows = true, columns
     = predicted), "ece" (15-bin expected calibration error of the served, calibrated
     probabilities), "unknown_media": {medium: {"n_images", "predicted": {label: n}}},
     "ignored_folders": [...], "unreadable": [{"path", "error"}], "flags": see

@@ -24,6 +24,7 @@ from modbot.classify import (
     MODEL_FILE,
     SUM_TOLERANCE,
     apply_temperature,
+    as_distribution,
     predict_crops,
     read_labels,
     shipped_model_dir,
@@ -136,8 +137,7 @@ class KerasClassifier:
             raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
-        probs = np.clip(self._raw(batch), 0.0, None)
-        return apply_temperature(probs / probs.sum(axis=1, keepdims=True), self.temperature)
+        return apply_temperature(as_distribution(self._raw(batch)), self.temperature)
 
     @property
     def temperature(self) -> float:
