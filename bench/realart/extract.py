@@ -1,7 +1,8 @@
 """Compute and cache pooled backbone features once per (image, draw).
 
 A draw is ``clean`` (centre crop, no augmentation: what serving sees), ``tiles`` (the
-multi-crop tiles of elongated realart images, clean), ``full<seed>`` (augmentation with the
+multi-crop tiles of elongated realart images, clean), ``detail<k>`` (the centre square's
+central 1/k, i.e. the artwork zoomed k× so that strokes and paper texture are seen), ``full<seed>`` (augmentation with the
 photo-of-artwork ops) or ``generic<seed>`` (augmentation without them). Features per crop:
 ``[mean(top 1280) | mean(tapA) | std(tapA) | mean(tapB) | std(tapB)]`` where the taps are the
 outputs of the last block of stages 3 and 5. Saved to ``features/<backbone>_<draw>_<subset>.npz``
@@ -42,6 +43,12 @@ def prepare(item: data.Item, draw: str, size: int, index: int) -> np.ndarray:
         return data.image_to_tensors(img, size, "center")
     if draw == "tiles":
         return data.image_to_tensors(img, size, "tiles")
+    if draw.startswith("detail"):  # centre square zoomed k×: its central 1/k (texture scale)
+        k = int(draw[6:])
+        w, h = img.size
+        s = min(w, h) / k
+        box = tuple(int(round(v)) for v in ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
+        return data.image_to_tensors(img.crop(box), size, "center")
     kind, seed = ("full", int(draw[4:])) if draw.startswith("full") else ("generic", int(draw[7:]))
     rng = np.random.default_rng([seed, index])
     img = augment(img, data.LABELS[item.y], rng, photo=kind == "full")

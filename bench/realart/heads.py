@@ -234,9 +234,17 @@ def realart_pool(items: list[data.Item], subset_idx: np.ndarray) -> tuple[np.nda
     return real, pacs
 
 
-def cv_sources(cache: Cache, subset_idx: np.ndarray, r: Recipe, modes=("center",)) -> dict:
+def fit_head(cache: Cache, tr: np.ndarray, r: Recipe, make=None) -> "Head":
+    """A head fitted on training images ``tr``: ``Head(r)`` or ``make(r, cache.items, tr)``
+    (a head that needs to know the images, e.g. their sources)."""
+    head = Head(r) if make is None else make(r, cache.items, tr)
+    return head.fit(*train_matrix(cache, tr, r))
+
+
+def cv_sources(cache: Cache, subset_idx: np.ndarray, r: Recipe, modes=("center",), make=None) -> dict:
     """Leave-source-out 5-fold CV on non-test realart (PACS always in training). Returns
-    per-fold reports per mode, and out-of-fold probabilities (``oof[mode]``) with ``idx``."""
+    per-fold reports per mode, and out-of-fold probabilities (``oof[mode]``) with ``idx``.
+    ``make``: see `fit_head`."""
     items = cache.items
     folds = data.source_folds(items)
     real, pacs = realart_pool(items, subset_idx)
@@ -246,7 +254,7 @@ def cv_sources(cache: Cache, subset_idx: np.ndarray, r: Recipe, modes=("center",
     per_fold = {m: [] for m in modes}
     for f in range(5):
         tr = np.concatenate([real[fold_of != f], pacs])
-        head = Head(r).fit(*train_matrix(cache, tr, r))
+        head = fit_head(cache, tr, r, make)
         va = real[fold_of == f]
         for m in modes:
             P = predict(cache, head, va, m)
@@ -263,7 +271,7 @@ def cv_sources(cache: Cache, subset_idx: np.ndarray, r: Recipe, modes=("center",
     return out
 
 
-def pacs_loo(cache: Cache, subset_idx: np.ndarray, r: Recipe) -> dict:
+def pacs_loo(cache: Cache, subset_idx: np.ndarray, r: Recipe, make=None) -> dict:
     """PACS leave-one-object-out: train on non-test realart + PACS of the other objects,
     score PACS of the held-out object (4 media; predicting sculpture counts as an error)."""
     items = cache.items
@@ -271,7 +279,7 @@ def pacs_loo(cache: Cache, subset_idx: np.ndarray, r: Recipe) -> dict:
     obj = np.array([items[i].group for i in pacs])
     res = {}
     for o in data.PACS_OBJECTS:
-        head = Head(r).fit(*train_matrix(cache, np.concatenate([real, pacs[obj != o]]), r))
+        head = fit_head(cache, np.concatenate([real, pacs[obj != o]]), r, make)
         va = pacs[obj == o]
         y = np.array([items[i].y for i in va])
         res[o] = report(y, predict(cache, head, va).argmax(1), [0, 1, 2, 3])
