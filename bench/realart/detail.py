@@ -17,7 +17,7 @@ import numpy as np
 
 from realart.experiments import BASE
 from realart.extract import subset_indices
-from realart.heads import Cache, Head, cv_sources, pacs_loo
+from realart.heads import Cache, K, cv_sources, fold_summary, pacs_loo, report
 
 RECIPE = replace(BASE, draws=("clean",), C=0.001, pacs_weight=1.0)
 
@@ -53,16 +53,10 @@ def summary(cv: dict, loo: dict | None) -> dict:
 
 def avg_cv(a: dict, b: dict) -> dict:
     """CV figures of the mean of two runs' out-of-fold probabilities (same folds)."""
-    from realart.heads import K, report
     P = (a["oof"]["center"] + b["oof"]["center"]) / 2
     y, fold = a["y"], a["fold"]
     fs = [report(y[fold == f], P[fold == f].argmax(1), list(range(K))) for f in range(5)]
-    from realart.heads import L
-    return {"center": {"mean_macro_f1": float(np.mean([x["macro_f1"] for x in fs])),
-                       "worst_macro_f1": float(np.min([x["macro_f1"] for x in fs])),
-                       "pooled": report(y, P.argmax(1), list(range(K))),
-                       "mean_recall": {c: float(np.mean([x["recall"][c] for x in fs if c in x["recall"]])) for c in L},
-                       "worst_recall": {c: float(np.min([x["recall"][c] for x in fs if c in x["recall"]])) for c in L}}}
+    return {"center": fold_summary(fs, y, P)}
 
 
 def main(argv: list[str]) -> None:

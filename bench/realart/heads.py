@@ -234,7 +234,7 @@ def realart_pool(items: list[data.Item], subset_idx: np.ndarray) -> tuple[np.nda
     return real, pacs
 
 
-def fit_head(cache: Cache, tr: np.ndarray, r: Recipe, make=None) -> "Head":
+def fit_head(cache: Cache, tr: np.ndarray, r: Recipe, make=None) -> Head:
     """A head fitted on training images ``tr``: ``Head(r)`` or ``make(r, cache.items, tr)``
     (a head that needs to know the images, e.g. their sources)."""
     head = Head(r) if make is None else make(r, cache.items, tr)
@@ -262,13 +262,18 @@ def cv_sources(cache: Cache, subset_idx: np.ndarray, r: Recipe, modes=("center",
             per_fold[m].append(report(y[fold_of == f], P.argmax(1), list(range(K))))
     out = {"idx": real, "y": y, "fold": fold_of, "oof": oof, "folds": per_fold}
     for m in modes:
-        fs = per_fold[m]
-        out[m] = {"mean_macro_f1": float(np.mean([x["macro_f1"] for x in fs])),
-                  "worst_macro_f1": float(np.min([x["macro_f1"] for x in fs])),
-                  "pooled": report(y, oof[m].argmax(1), list(range(K))),
-                  "mean_recall": {c: float(np.mean([x["recall"][c] for x in fs if c in x["recall"]])) for c in L},
-                  "worst_recall": {c: float(np.min([x["recall"][c] for x in fs if c in x["recall"]])) for c in L}}
+        out[m] = fold_summary(per_fold[m], y, oof[m])
     return out
+
+
+def fold_summary(fs: list[dict], y: np.ndarray, P: np.ndarray) -> dict:
+    """Mean / worst macro-F1 and recall over the folds' reports ``fs`` and the pooled report of
+    the out-of-fold probabilities ``P`` (n, K) against ``y``."""
+    return {"mean_macro_f1": float(np.mean([x["macro_f1"] for x in fs])),
+            "worst_macro_f1": float(np.min([x["macro_f1"] for x in fs])),
+            "pooled": report(y, P.argmax(1), list(range(K))),
+            "mean_recall": {c: float(np.mean([x["recall"][c] for x in fs if c in x["recall"]])) for c in L},
+            "worst_recall": {c: float(np.min([x["recall"][c] for x in fs if c in x["recall"]])) for c in L}}
 
 
 def pacs_loo(cache: Cache, subset_idx: np.ndarray, r: Recipe, make=None) -> dict:

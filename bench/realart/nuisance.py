@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     rows = {"shipped": summary(cv_sources(cache, idx, RECIPE), None)}
     for s in specs:
         k, a = int(s.split(":")[0]), float(s.split(":")[1])
-        make = lambda r, items, tr, k=k, a=a: NAPHead(r, items, tr, k, a)  # noqa: E731
+        make = lambda r, items, tr, k=k, a=a: NAPHead(r, items, tr, k, a)
         loo = pacs_loo(cache, idx, RECIPE, make) if "--loo" in argv else None
         rows[f"nap_k{k}_a{a}"] = summary(cv_sources(cache, idx, RECIPE, make=make), loo)
         r = rows[f"nap_k{k}_a{a}"]
