@@ -66,10 +66,13 @@ class RedditConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """``[storage]``: where the database, image cache and model live (paths)."""
+    """``[storage]``: where the database, image cache and model live (paths); the image
+    cache's limit (bytes, 0 = none) and how often the daemon prunes it (seconds, 0 = never)."""
 
     database: str = _default("storage", "database")
     image_cache: str = _default("storage", "image_cache")
+    image_cache_max_bytes: int = _default("storage", "image_cache_max_bytes")
+    image_cache_prune_interval_s: float = _default("storage", "image_cache_prune_interval_s")
     model_dir: str = _default("storage", "model_dir")
 
 

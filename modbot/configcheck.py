@@ -51,7 +51,7 @@ def validate(config: Config) -> Config:
     shares are 0–1, seconds > 0 (``interval_s`` ≥ 0), counts ≥ 1; media must be canonical
     (:data:`modbot.domain.MEDIA`); templates must render with :data:`TEMPLATE_SAMPLE`.
     """
-    for check in (_check_reddit, _check_images, _check_judge, _check_actions, _check_reddit_tools,
+    for check in (_check_reddit, _check_storage, _check_images, _check_judge, _check_actions, _check_reddit_tools,
                   _check_digest, _check_medium, _check_daemon, _check_learning, _check_reposts):
         check(config)
     return config
@@ -91,6 +91,13 @@ def _check_reddit(config: Config) -> None:
              r.requests_per_minute, "1-100 (Reddit allows 100 per minute)")
     _positive(r, "reddit", ("request_timeout",))
     _positive(r, "reddit", ("poll_interval",), inclusive=True)
+
+
+def _check_storage(config: Config) -> None:
+    st = config.storage
+    _require(st.image_cache_max_bytes >= 0, "[storage] image_cache_max_bytes",
+             st.image_cache_max_bytes, "a whole number of bytes >= 0 (0 = no limit)")
+    _positive(st, "storage", ("image_cache_prune_interval_s",), inclusive=True)
 
 
 def _check_images(config: Config) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (see file_lock)
+    fcntl = None  # type: ignore[assignment]
 
 
 def fsync_dir(path: Path) -> None:
@@ -46,6 +53,37 @@ def write_atomic(path: Path, data: bytes | str, *, sync_dir: bool = False) -> No
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+@contextmanager
+def file_lock(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """Hold an advisory lock (``flock``) on ``path`` (created if missing) while the block runs.
+
+    ``shared``: a shared lock (many holders, none exclusive) instead of an exclusive one.
+    ``wait``: block until the lock is free; with ``wait=False`` the block runs at once and is
+    given False when another process or open file holds a conflicting lock, else True. Where
+    ``flock`` does not exist (not POSIX) it yields True and excludes nothing. Raises
+    ``OSError`` if ``path``'s folder cannot be created or the file opened.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield True
+        return
+    # read-only: a lock file another user created (root running a command by hand) still works
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 #: File suffixes read as images in folder-per-medium trees (files without a suffix are tried too).

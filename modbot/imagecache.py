@@ -3,13 +3,22 @@
 Files are ``<cache_dir>/<aa>/<sha256>.<ext>`` written atomically (:func:`modbot.fsutil.write_atomic`);
 retraining re-reads them with :func:`load_cached`, which checks the digest again and decodes
 through the one decoder (:func:`modbot.decode.decode_image`).
+
+The cache is bounded (``[storage] image_cache_max_bytes``): :func:`prune_cache` removes the
+least recently used originals, never one that is pinned (images moderators labelled) or used
+within :data:`PRUNE_MIN_AGE_S`. Retraining downloads an evicted image again or skips it with
+a reason (``modbot.learning.labels.locate_images``).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import re
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -18,7 +27,8 @@ from modbot.decode import decode_image
 from modbot.errors import DiskFullError, ImageDecodeError
 from modbot.fsutil import write_atomic
 
-__all__ = ["cache_path", "find_cached", "load_cached", "store_original"]
+__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "find_cached", "load_cached", "prune_cache", "store_original",
+           "touch"]
 
 #: File extension of the cached original, by Pillow format.
 _EXTENSIONS = {
@@ -70,6 +80,7 @@ def store_original(path: Path, data: bytes) -> None:
     read-only, and ``OSError`` for other failures.
     """
     if path.exists():
+        touch(path)
         return
     try:
         write_atomic(path, data)
@@ -100,3 +111,123 @@ def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:
         raise ImageDecodeError(f"cache file {path} has digest {actual}, expected {sha256}")
     return decode_image(data)[0]
 
+
+
+def touch(path: str | Path) -> None:
+    """Mark a cached file as used now (its mtime), so :func:`prune_cache` keeps it longest.
+    A file that vanished meanwhile (pruned) or cannot be touched is left alone: never raises."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+# --- bounding the cache -----------------------------------------------------------------------
+
+#: A cached file used (stored, re-posted or read for retraining) within this many seconds is
+#: never pruned: a post in progress and a retraining run keep their images.
+PRUNE_MIN_AGE_S = 86400.0
+#: Pruning removes files until the cache is at most this share of its limit, so that it does
+#: not run again after every few downloads.
+PRUNE_LOW_WATER = 0.9
+#: Lock file in the cache folder: retraining holds it shared while it reads cached images,
+#: :func:`prune_cache`'s callers exclusively (``modbot.fsutil.file_lock``).
+CACHE_IN_USE_LOCK = ".in-use.lock"
+_FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
+_CACHED_NAME = re.compile(r"([0-9a-f]{64})\.[a-z]{3,4}")
+_TEMP_NAME = re.compile(r"\..+\.tmp")
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :func:`prune_cache` found and did (sizes in bytes of file content).
+
+    ``files``/``bytes``: cached originals before; ``removed_files``/``removed_bytes``: those
+    removed (or that would be, when ``dry_run``); ``pinned_files``/``pinned_bytes``: kept
+    because pinned; ``young_bytes``: kept because used within ``min_age_s``; ``temp_files``:
+    stray temporary files of interrupted writes older than ``min_age_s`` (removed too).
+    """
+
+    cache_dir: str
+    limit_bytes: int
+    files: int
+    bytes: int
+    removed_files: int
+    removed_bytes: int
+    pinned_files: int
+    pinned_bytes: int
+    young_bytes: int
+    temp_files: int
+    dry_run: bool
+
+    @property
+    def bytes_after(self) -> int:
+        """Bytes of cached originals left."""
+        return self.bytes - self.removed_bytes
+
+    @property
+    def over_limit(self) -> bool:
+        """Still above the limit: the pinned and recently used files alone exceed it."""
+        return 0 < self.limit_bytes < self.bytes_after
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready fields, with ``bytes_after`` and ``over_limit``."""
+        return {**self.__dict__, "bytes_after": self.bytes_after, "over_limit": self.over_limit}
+
+
+def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str] = frozenset(),
+                min_age_s: float = PRUNE_MIN_AGE_S, low_water: float = PRUNE_LOW_WATER,
+                now: float | None = None, dry_run: bool = False) -> PruneReport:
+    """Bound the cache at ``cache_dir`` to ``max_bytes`` (0 = no limit: nothing is removed).
+
+    When the cached originals (``<aa>/<sha256>.<ext>``) exceed ``max_bytes``, the least
+    recently used (oldest mtime; see :func:`touch`) are removed until at most ``low_water`` ×
+    ``max_bytes`` remain — except those whose digest is in ``pinned`` and those used within
+    ``min_age_s`` seconds of ``now`` (default: the clock). Stray temporary files of
+    interrupted writes older than ``min_age_s`` are removed whatever the limit. Nothing else in
+    the folder is touched, and ``dry_run`` removes nothing. A missing ``cache_dir`` is an empty
+    cache. Returns a :class:`PruneReport`; raises ``OSError`` if a file cannot be removed.
+    """
+    if max_bytes < 0 or not 0.0 < low_water <= 1.0:
+        raise ValueError(f"max_bytes must be >= 0 and low_water in (0, 1], got {max_bytes}, {low_water}")
+    now = time.time() if now is None else now
+    root = Path(cache_dir)
+    entries: list[tuple[float, int, str, Path]] = []  # (mtime, size, sha256, path)
+    temps: list[Path] = []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and _FOLDER_NAME.fullmatch(p.name)) \
+        if root.is_dir() else []
+    for folder in folders:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                match = _CACHED_NAME.fullmatch(entry.name)
+                if match and match.group(1)[:2] == folder.name:
+                    entries.append((st.st_mtime, st.st_size, match.group(1), Path(entry.path)))
+                elif _TEMP_NAME.fullmatch(entry.name) and now - st.st_mtime > min_age_s:
+                    temps.append(Path(entry.path))
+    total = sum(e[1] for e in entries)
+    pinned = frozenset(pinned)
+    pinned_sizes = [e[1] for e in entries if e[2] in pinned]
+    young = sum(e[1] for e in entries if e[2] not in pinned and now - e[0] <= min_age_s)
+    doomed: list[tuple[float, int, str, Path]] = []
+    if max_bytes and total > max_bytes:
+        left, goal = total, low_water * max_bytes
+        for entry in sorted(entries):
+            if left <= goal:
+                break
+            if entry[2] in pinned or now - entry[0] <= min_age_s:
+                continue
+            doomed.append(entry)
+            left -= entry[1]
+    if not dry_run:
+        for _, _, _, path in doomed:
+            path.unlink(missing_ok=True)
+        for path in temps:
+            path.unlink(missing_ok=True)
+    return PruneReport(
+        cache_dir=str(root), limit_bytes=int(max_bytes), files=len(entries), bytes=total,
+        removed_files=len(doomed), removed_bytes=sum(e[1] for e in doomed),
+        pinned_files=len(pinned_sizes), pinned_bytes=sum(pinned_sizes), young_bytes=young,
+        temp_files=len(temps), dry_run=dry_run)

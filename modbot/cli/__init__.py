@@ -77,6 +77,8 @@ class ModbotGroup(click.Group):
 
 #: Commands in their own modules: name -> (module, attribute, short help for ``modbot --help``).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cache": ("modbot.cli.cache", "cache_cmd",
+              "The image cache against its limit ([storage] image_cache_max_bytes)."),
     "classify": ("modbot.cli.evaluate", "classify_cmd",
                  "Print per-medium probabilities for each image file or http(s) URL in SOURCES."),
     "config": ("modbot.cli.config", "config_cmd",
@@ -252,6 +254,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     from modbot.daemon import Daemon
     from modbot.digest import digest_job
     from modbot.learning import learning_loop
+    from modbot.learning.cache import cache_prune_job
     from modbot.learning.modlog import modlog_job
     from modbot.log import configure_logging
     from modbot.notify import Notifier
@@ -282,8 +285,9 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
         learning = learning_loop(config)
         digest = digest_job(config, reddit)  # None when [digest] digest = "off"
         modlog = modlog_job(config, reddit)  # None when [learning] modlog_interval_s = 0
+        prune = cache_prune_job(config)  # None without [storage] image_cache_max_bytes
         daemon = Daemon(config, reddit=reddit, classifier=learning.classifier, notifier=Notifier(),
-                        jobs=tuple(j for j in (learning, digest, modlog) if j is not None))
+                        jobs=tuple(j for j in (learning, digest, modlog, prune) if j is not None))
     except ModbotError as exc:
         logger.error("startup_failed", error_type=type(exc).__name__, error=str(exc)[:300])
         raise click.exceptions.Exit(EXIT_CONFIG if isinstance(exc, ConfigError) else 1) from exc

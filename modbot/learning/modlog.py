@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -367,7 +367,8 @@ class ModlogJob(ScheduledJob):
         self._me: str | None = None
         super().__init__()
         self._lock = threading.Lock()
-        self.results: list[ModlogResult] = []
+        #: the latest rounds' results (bounded: the daemon runs for months)
+        self.results: deque[ModlogResult] = deque(maxlen=100)
 
     def run_once(self) -> ModlogResult | None:
         """One read; errors are logged (None returned), never raised."""

@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,8 @@ from modbot.config import Config
 from modbot.configcheck import validate
 from modbot.decode import open_image
 from modbot.domain import MEDIA
+from modbot.fsutil import file_lock
+from modbot.imagecache import CACHE_IN_USE_LOCK
 from modbot.learning.labels import RunData, build_tree, gather_data
 from modbot.learning.registry import ModelRegistry, serving_model_dir, set_champion
 from modbot.ml.keras_classifier import KerasClassifier
@@ -59,12 +61,10 @@ from modbot.ml.metrics import classification_report
 from modbot.ml.training import train_model
 from modbot.record import open_database, write_transaction
 
-try:
-    import fcntl
-except ImportError:  # not POSIX (see _exclusive)
-    fcntl = None  # type: ignore[assignment]
-
 log = structlog.get_logger("modbot.learning.retrain")
+
+#: Lock file in ``[learning] models_dir``: one retraining run at a time, across processes.
+RETRAIN_LOCK = ".retrain.lock"
 
 #: Images decoded and evaluated at a time: bounds memory with large originals (a 4000×3000
 #: RGB image decodes to 36 MB).
@@ -217,26 +217,6 @@ class RunRecord:
                             "'abandoned: the process running it ended before recording an outcome' "
                             "WHERE status = 'running' AND id != ? AND started_at < ?",
                             [self.started, self.run_id, self.started])
-
-
-@contextlib.contextmanager
-def _exclusive(root: Path) -> Iterator[bool]:
-    """Hold ``<root>/.retrain.lock`` (flock) while the block runs; yields False when another
-    process holds it."""
-    root.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # not POSIX: no cross-process exclusion
-        yield True
-        return
-    with open(root / ".retrain.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _adopt_baseline(db: Database, registry: ModelRegistry, champion_dir: Path,
@@ -462,11 +442,13 @@ def retrain_once(config: Config, *, trigger: str = "cli", run_id: int | None = N
     run.update(cutoff=cutoff, params=_run_params(learning, shuffle_labels))
     try:
         validate(config)
-        with _exclusive(registry.root) as alone:
+        with file_lock(registry.root / RETRAIN_LOCK, wait=False) as alone:
             if not alone:
                 return run.finish("skipped", "another retraining run holds the lock")
-            return _round(run, config, registry, cutoff=cutoff, shuffle_labels=shuffle_labels,
-                          promote=promote, fetch_evicted=fetch_evicted, champion_dir=champion_dir)
+            # the image cache is not pruned while a run reads it (modbot.learning.cache)
+            with file_lock(Path(config.storage.image_cache) / CACHE_IN_USE_LOCK, shared=True):
+                return _round(run, config, registry, cutoff=cutoff, shuffle_labels=shuffle_labels,
+                              promote=promote, fetch_evicted=fetch_evicted, champion_dir=champion_dir)
     except Exception as exc:  # a failed run is recorded, never fatal
         log.error("retrain_failed", run_id=run_id, error_type=type(exc).__name__, error=str(exc)[:500],
                   traceback=traceback.format_exc(limit=12))
