@@ -192,7 +192,7 @@ def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str
         raise ValueError(f"max_bytes must be >= 0 and low_water in (0, 1], got {max_bytes}, {low_water}")
     now = time.time() if now is None else now
     root = Path(cache_dir)
-    entries: list[tuple[float, int, str, Path]] = []  # (mtime, size, sha256, path)
+    entries: list[tuple[float, int, str]] = []  # (mtime, size, path): small, for 100k files
     temps: list[Path] = []
     folders = sorted(p for p in root.iterdir() if p.is_dir() and _FOLDER_NAME.fullmatch(p.name)) \
         if root.is_dir() else []
@@ -204,26 +204,30 @@ def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str
                 st = entry.stat(follow_symlinks=False)
                 match = _CACHED_NAME.fullmatch(entry.name)
                 if match and match.group(1)[:2] == folder.name:
-                    entries.append((st.st_mtime, st.st_size, match.group(1), Path(entry.path)))
+                    entries.append((st.st_mtime, st.st_size, entry.path))
                 elif _TEMP_NAME.fullmatch(entry.name) and now - st.st_mtime > min_age_s:
                     temps.append(Path(entry.path))
+    def sha(path: str) -> str:
+        return os.path.basename(path)[:64]
+
     total = sum(e[1] for e in entries)
     pinned = frozenset(pinned)
-    pinned_sizes = [e[1] for e in entries if e[2] in pinned]
-    young = sum(e[1] for e in entries if e[2] not in pinned and now - e[0] <= min_age_s)
-    doomed: list[tuple[float, int, str, Path]] = []
+    pinned_sizes = [e[1] for e in entries if sha(e[2]) in pinned]
+    young = sum(e[1] for e in entries if now - e[0] <= min_age_s and sha(e[2]) not in pinned)
+    doomed: list[tuple[float, int, str]] = []
     if max_bytes and total > max_bytes:
         left, goal = total, low_water * max_bytes
-        for entry in sorted(entries):
+        entries.sort()
+        for entry in entries:
             if left <= goal:
                 break
-            if entry[2] in pinned or now - entry[0] <= min_age_s:
+            if now - entry[0] <= min_age_s or sha(entry[2]) in pinned:
                 continue
             doomed.append(entry)
             left -= entry[1]
     if not dry_run:
-        for _, _, _, path in doomed:
-            path.unlink(missing_ok=True)
+        for _, _, path in doomed:
+            Path(path).unlink(missing_ok=True)
         for path in temps:
             path.unlink(missing_ok=True)
     return PruneReport(
