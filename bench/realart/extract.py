@@ -8,7 +8,7 @@ photo-of-artwork ops) or ``generic<seed>`` (augmentation without them). Features
 outputs of the last block of stages 3 and 5. Saved to ``features/<backbone>_<draw>_<subset>.npz``
 with ``idx`` (item index in ``data.all_items()``), ``feats`` (float16) and for tiles ``owner``.
 
-Usage: python -m realart.extract BACKBONE DRAW SUBSET   (SUBSET: cmp | big | realart)
+Usage: python -m realart.extract BACKBONE DRAW SUBSET   (SUBSET: cmp | big | realart | all)
 """
 from __future__ import annotations
 
@@ -28,10 +28,13 @@ FEAT_DIR = data.EXP / "features"
 
 def subset_indices(items: list[data.Item], subset: str) -> np.ndarray:
     """``cmp``: realart + 100 PACS per (depiction, object) (backbone comparison);
-    ``big``: realart + 200 per cell (the chosen backbone's draws); ``realart``: realart only."""
+    ``big``: realart + 200 per cell (the chosen backbone's draws); ``realart``: realart only;
+    ``all``: realart + every PACS image (7,935)."""
     real = np.array([i for i, it in enumerate(items) if it.dataset == "realart"])
     if subset == "realart":
         return real
+    if subset == "all":
+        return np.arange(len(items))
     per = {"cmp": 100, "big": 200}[subset]
     return np.concatenate([real, data.pacs_subset(items, per_cell=per)])
 

@@ -35,3 +35,5 @@ $PY classify_speed.py --model "$OUT" --json
 $PY -m realart.extract lite0x:detail2:cmp lite0x:detail4:cmp
 $PY -m realart.detail 2 4
 $PY -m realart.nuisance 5:0 10:0 20:0 20:0.3
+$PY -m realart.extract lite0x:clean:all
+$PY -m realart.pacs_all
