@@ -50,7 +50,7 @@ def prepare(item: data.Item, draw: str, size: int, index: int) -> np.ndarray:
         k = int(draw[6:])
         w, h = img.size
         s = min(w, h) / k
-        box = tuple(int(round(v)) for v in ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
+        box = tuple(round(v) for v in ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
         return data.image_to_tensors(img.crop(box), size, "center")
     kind, seed = ("full", int(draw[4:])) if draw.startswith("full") else ("generic", int(draw[7:]))
     rng = np.random.default_rng([seed, index])
