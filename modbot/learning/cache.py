@@ -21,6 +21,7 @@ every ``[storage] image_cache_prune_interval_s`` seconds; ``modbot cache`` runs 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections import deque
 from datetime import UTC
@@ -87,8 +88,10 @@ def prune_image_cache(config: Config, *, dry_run: bool = False, now: float | Non
 
 
 def log_report(report: PruneReport | None) -> None:
-    """One structured log line for a pruning round (a warning when the cache stays over its
-    limit: the pinned and recently used images alone exceed it)."""
+    """Structured log lines for a pruning round: ``image_cache_pruned`` (info) when it removed
+    something, ``image_cache_over_limit`` (warning) when the pinned and recently used images
+    alone exceed the limit, ``image_cache_limit_above_free_disk`` (warning) when the disk has
+    less free space than the cache may still grow by (the limit cannot protect it)."""
     if report is None:
         log.info("image_cache_prune_deferred", reason="a retraining run is reading the cache")
         return
@@ -99,6 +102,12 @@ def log_report(report: PruneReport | None) -> None:
         log.info("image_cache_pruned", **fields)
     else:
         log.debug("image_cache_within_limit", **fields)
+    headroom = report.limit_bytes - report.bytes_after
+    if report.limit_bytes and Path(report.cache_dir).is_dir():
+        free = shutil.disk_usage(report.cache_dir).free
+        if free < headroom:
+            log.warning("image_cache_limit_above_free_disk", free_bytes=free, may_grow_bytes=headroom,
+                        limit_bytes=report.limit_bytes)
 
 
 class CachePruneJob(ScheduledJob):

@@ -146,3 +146,30 @@ def test_the_daemon_prunes_on_its_own(tmp_path):
             notify.close()
     assert event["removed_files"] == 1 and event["removed_bytes"] == 5000
     assert not old.exists()
+
+
+def test_the_job_warns_when_the_disk_cannot_hold_the_limit(site):
+    """A limit larger than the free disk cannot protect it: the job says so (and prunes
+    nothing while within that limit); a limit the disk can hold gives no such warning."""
+    import structlog
+
+    from modbot.config import load_config
+    from modbot.learning.cache import CachePruneJob, cache_prune_job
+
+    before = cached(site["cache"])
+    huge = load_config(site["config"], env={}).replace(storage={"image_cache_max_bytes": 10**18})
+    with structlog.testing.capture_logs() as logs:
+        report = CachePruneJob(huge).run_once()
+    warned = [e for e in logs if e["event"] == "image_cache_limit_above_free_disk"]
+    assert report is not None and report.removed_files == 0 and cached(site["cache"]) == before
+    assert len(warned) == 1 and 0 < warned[0]["free_bytes"] < warned[0]["may_grow_bytes"]
+
+    small = huge.replace(storage={"image_cache_max_bytes": 1})
+    with structlog.testing.capture_logs() as logs:
+        report = CachePruneJob(small).run_once()
+    assert report is not None and report.removed_files > 0
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["image_cache_over_limit"]
+    # no limit, or no interval: no job
+    assert cache_prune_job(small.replace(storage={"image_cache_max_bytes": 0})) is None
+    assert cache_prune_job(small.replace(storage={"image_cache_prune_interval_s": 0.0})) is None
+    assert isinstance(cache_prune_job(small), CachePruneJob)
