@@ -27,8 +27,8 @@ from modbot.decode import decode_image
 from modbot.errors import DiskFullError, ImageDecodeError
 from modbot.fsutil import write_atomic
 
-__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "find_cached", "load_cached", "prune_cache", "store_original",
-           "touch"]
+__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "find_cached", "load_cached", "prune_cache",
+           "store_original", "touch"]
 
 #: File extension of the cached original, by Pillow format.
 _EXTENSIONS = {
@@ -112,7 +112,6 @@ def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:
     return decode_image(data)[0]
 
 
-
 def touch(path: str | Path) -> None:
     """Mark a cached file as used now (its mtime), so :func:`prune_cache` keeps it longest.
     A file that vanished meanwhile (pruned) or cannot be touched is left alone: never raises."""
@@ -124,8 +123,8 @@ def touch(path: str | Path) -> None:
 
 # --- bounding the cache -----------------------------------------------------------------------
 
-#: A cached file used (stored, re-posted or read for retraining) within this many seconds is
-#: never pruned: a post in progress and a retraining run keep their images.
+#: A cached file used (stored, or the same picture posted again) within this many seconds is
+#: never pruned: a post in progress keeps its images.
 PRUNE_MIN_AGE_S = 86400.0
 #: Pruning removes files until the cache is at most this share of its limit, so that it does
 #: not run again after every few downloads.
@@ -136,6 +135,11 @@ CACHE_IN_USE_LOCK = ".in-use.lock"
 _FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
 _CACHED_NAME = re.compile(r"([0-9a-f]{64})\.[a-z]{3,4}")
 _TEMP_NAME = re.compile(r"\..+\.tmp")
+
+
+def _sha_of(path: str) -> str:
+    """The digest in a cache file's name (``<sha256>.<ext>``)."""
+    return os.path.basename(path)[:64]
 
 
 @dataclass(frozen=True)
@@ -207,13 +211,10 @@ def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str
                     entries.append((st.st_mtime, st.st_size, entry.path))
                 elif _TEMP_NAME.fullmatch(entry.name) and now - st.st_mtime > min_age_s:
                     temps.append(Path(entry.path))
-    def sha(path: str) -> str:
-        return os.path.basename(path)[:64]
-
     total = sum(e[1] for e in entries)
     pinned = frozenset(pinned)
-    pinned_sizes = [e[1] for e in entries if sha(e[2]) in pinned]
-    young = sum(e[1] for e in entries if now - e[0] <= min_age_s and sha(e[2]) not in pinned)
+    pinned_sizes = [e[1] for e in entries if _sha_of(e[2]) in pinned]
+    young = sum(e[1] for e in entries if now - e[0] <= min_age_s and _sha_of(e[2]) not in pinned)
     doomed: list[tuple[float, int, str]] = []
     if max_bytes and total > max_bytes:
         left, goal = total, low_water * max_bytes
@@ -221,7 +222,7 @@ def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str
         for entry in entries:
             if left <= goal:
                 break
-            if now - entry[0] <= min_age_s or sha(entry[2]) in pinned:
+            if now - entry[0] <= min_age_s or _sha_of(entry[2]) in pinned:
                 continue
             doomed.append(entry)
             left -= entry[1]
