@@ -16,6 +16,7 @@ daemon starts and stops it with its other background jobs (``Daemon(jobs=[...])`
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,7 +187,8 @@ class DigestJob(ScheduledJob):
         self.reddit = reddit
         super().__init__()
         self._lock = threading.Lock()
-        self.outcomes: list[DigestOutcome] = []
+        #: the latest rounds' outcomes (bounded: the daemon runs for months)
+        self.outcomes: deque[DigestOutcome] = deque(maxlen=100)
 
     def run_once(self, now: float | None = None) -> DigestOutcome:
         """One digest run (settling a digest left ``intent`` by a crash first). Never raises."""
