@@ -77,6 +77,31 @@ def test_failed_and_skipped_runs_are_recorded_never_raised(tmp_path):
     assert all(r[2] for r in rows)                          # every run has an end
 
 
+def test_a_run_waits_while_the_image_cache_is_being_pruned(tmp_path):
+    """retrain_once reads the cache under a shared lock: while a pruning round holds it
+    exclusively the run waits, and it ends once the round has (never reading a half-pruned
+    cache); meanwhile a pruning round cannot start during the run (tests/cli/test_cache.py)."""
+    import threading
+
+    from modbot.config import Config
+    from modbot.fsutil import file_lock
+    from modbot.imagecache import CACHE_IN_USE_LOCK
+    from modbot.learning.retrain import retrain_once
+
+    config = Config().replace(storage={"database": str(tmp_path / "m.db"),
+                                       "image_cache": str(tmp_path / "cache")},
+                              learning={"models_dir": str(tmp_path / "models")})
+    results = []
+    with file_lock(tmp_path / "cache" / CACHE_IN_USE_LOCK) as pruning:  # as prune_image_cache
+        assert pruning
+        run = threading.Thread(target=lambda: results.append(retrain_once(config)))
+        run.start()
+        run.join(timeout=3.0)
+        assert run.is_alive() and not results          # waiting for the pruning round
+    run.join(timeout=120)
+    assert len(results) == 1 and results[0].status == "skipped"
+
+
 def test_a_run_left_running_by_a_dead_process_is_marked_failed(tmp_path):
     from modbot.config import Config
     from modbot.learning.retrain import retrain_once, start_run
