@@ -75,15 +75,14 @@ def prune_image_cache(config: Config, *, dry_run: bool = False, now: float | Non
     Raises :class:`~modbot.errors.StoreError` for an unreadable database and ``OSError`` for
     a file that cannot be removed."""
     st = config.storage
-    pinned = pinned_digests(st.database, now=now)
     cache = Path(st.image_cache)
-    if dry_run:
-        return prune_cache(cache, st.image_cache_max_bytes, pinned=pinned, now=now, dry_run=True)
-    if not cache.is_dir():  # nothing cached yet: do not create the folder
-        return prune_cache(cache, st.image_cache_max_bytes, pinned=pinned, now=now)
+    if dry_run or not cache.is_dir():  # a dry run, or nothing cached yet (no folder made)
+        return prune_cache(cache, st.image_cache_max_bytes, pinned=pinned_digests(st.database, now=now),
+                           now=now, dry_run=dry_run)
     with file_lock(cache / CACHE_IN_USE_LOCK, wait=False) as alone:
         if not alone:
             return None
+        pinned = pinned_digests(st.database, now=now)  # read under the lock: none missed
         return prune_cache(cache, st.image_cache_max_bytes, pinned=pinned, now=now)
 
 
