@@ -5,27 +5,34 @@ what it would remove). The daemon prunes on its own (:mod:`modbot.learning.cache
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from modbot.cli.common import config_path, db_option
 from modbot.queries.db import config_for_db
 
+if TYPE_CHECKING:
+    from modbot.imagecache import PruneReport
 
-def _size(n: int) -> str:
+
+def _size(n: float) -> str:
     """Bytes as a short human size (decimal units, as disks are sold)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         n /= 1000
-    return f"{n} GB"
+        if n < 1000 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
 
 
-def _print(report, what: str) -> None:
+def _print(report: PruneReport, what: str) -> None:
     limit = _size(report.limit_bytes) if report.limit_bytes else "none"
     click.echo(f"image cache {report.cache_dir}: {report.files} files, {_size(report.bytes)} "
                f"(limit {limit})")
-    click.echo(f"  pinned (labelled by moderators, or flagged within 30 days): {report.pinned_files} files, {_size(report.pinned_bytes)}")
+    click.echo("  pinned (labelled by moderators, or flagged within 30 days): "
+               f"{report.pinned_files} files, {_size(report.pinned_bytes)}")
     click.echo(f"  used within a day: {_size(report.young_bytes)}")
     click.echo(f"  {what}: {report.removed_files} files, {_size(report.removed_bytes)}"
                f" -> {_size(report.bytes_after)}; stray temporary files: {report.temp_files}")
