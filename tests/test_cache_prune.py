@@ -57,7 +57,7 @@ def test_pinned_and_recently_used_files_are_kept_even_over_the_limit(cache):
     _, p2 = put(cache, b"b" * 1000, age_days=20)
     _, p3 = put(cache, b"c" * 1000, age_days=0.5)  # used within a day
     report = prune_cache(cache, 1, pinned={old_pinned}, now=NOW)
-    assert files(cache) == {p1.name, p3.name}
+    assert files(cache) == {p1.name, p3.name} and not p2.exists()
     assert report.removed_files == 1 and report.removed_bytes == 1000
     assert report.pinned_files == 1 and report.pinned_bytes == 1000 and report.young_bytes == 1000
     assert report.over_limit and report.bytes_after == 2000
@@ -94,7 +94,7 @@ def test_only_cache_entries_and_stale_temporary_files_are_removed(cache):
 
 
 def test_storing_an_image_again_marks_it_used(cache):
-    sha, path = put(cache, b"reposted" * 100, age_days=40)
+    _, path = put(cache, b"reposted" * 100, age_days=40)
     store_original(path, b"reposted" * 100)  # the same picture posted again
     assert time.time() - path.stat().st_mtime < 60
     report = prune_cache(cache, 1)  # the real clock: it is young now
