@@ -422,3 +422,22 @@ def db_migrate(ctx: click.Context, db_path: str | None) -> None:
     for m in migrations.applied(database):
         click.echo(f"applied  {m.name}  {m.applied_at}")
     click.echo(f"{path}: up to date")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database (default: config).")
+@click.pass_context
+def db_backup(ctx: click.Context, dest: str, db_path: str | None) -> None:
+    """Copy the database to DEST, a new file, while the daemon runs (a consistent snapshot).
+
+    The database is only read; DEST is never overwritten. The copy is checked
+    (PRAGMA quick_check) and the command exits 1 when it is not sound.
+    """
+    from modbot.queries.db import backup_database, database_path
+
+    done = backup_database(database_path(_config_path(ctx), db_path), dest)
+    click.echo(f"{done['dest']}: {done['bytes']} bytes, {done['submissions']} submissions, "
+               f"check {done['integrity']}")
+    if done["integrity"] != "ok":
+        raise click.exceptions.Exit(1)

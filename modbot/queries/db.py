@@ -115,3 +115,37 @@ def open_existing(path: str | os.PathLike[str]) -> Database:
         probe.close()
     return open_database(path)
 
+
+
+def backup_database(path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, object]:
+    """Copy the modbot database at ``path`` to a new file ``dest`` with SQLite's online backup
+    API: a consistent snapshot (WAL included) while the daemon keeps writing. The source is
+    opened read-only; ``dest`` must not exist (nothing is overwritten) and its folder must.
+
+    Returns ``{"source", "dest", "bytes", "submissions", "integrity"}`` (``integrity``: the
+    copy's ``PRAGMA quick_check``, ``"ok"`` when sound). Raises ``StoreError`` when the source
+    is missing or not a modbot database, ``dest`` exists or cannot be written; a partial copy
+    is removed.
+    """
+    src = open_readonly(path)
+    target = Path(dest)
+    try:
+        if target.exists():
+            raise StoreError(f"{target} exists: choose a new file (a backup never overwrites)")
+        if not target.parent.is_dir():
+            raise StoreError(f"{target.parent} is not a directory")
+        try:
+            out = sqlite3.connect(target)
+            try:
+                src.conn.backup(out)
+                integrity = out.execute("PRAGMA quick_check").fetchone()[0]
+                submissions = out.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+            finally:
+                out.close()
+        except sqlite3.Error as exc:
+            target.unlink(missing_ok=True)
+            raise StoreError(f"cannot back up {path} to {target}: {exc}") from exc
+    finally:
+        src.conn.close()
+    return {"source": str(path), "dest": str(target), "bytes": target.stat().st_size,
+            "submissions": int(submissions), "integrity": integrity}
