@@ -116,6 +116,14 @@ class DiskFullError(EnvironmentFailure):
     reason = "disk_full"
 
 
+class CacheUnwritableError(EnvironmentFailure):
+    """The image cache's folder cannot be written: permission denied, or it (or a folder on
+    its path) is missing or not a folder (``EACCES``, ``EPERM``, ``ENOENT``, ``ENOTDIR``,
+    ``EISDIR``)."""
+
+    reason = "cache_unwritable"
+
+
 class ModelError(ModbotError):
     """The model directory is missing, unreadable, or its files disagree."""
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from PIL import Image
 
 from modbot.decode import decode_image
-from modbot.errors import DiskFullError, ImageDecodeError
+from modbot.errors import CacheUnwritableError, DiskFullError, ImageDecodeError
 from modbot.fsutil import write_atomic
 
-__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "find_cached", "load_cached", "prune_cache",
-           "store_original", "touch"]
+__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "check_writable", "find_cached", "load_cached",
+           "prune_cache", "store_original", "touch"]
 
 #: File extension of the cached original, by Pillow format.
 _EXTENSIONS = {
@@ -77,7 +77,8 @@ def store_original(path: Path, data: bytes) -> None:
     A crash leaves either no file or the whole file at ``path`` (a stray ``.tmp-*`` file at
     worst, never a half-written cache entry). An existing file is kept: same name, same bytes.
     Raises :class:`~modbot.errors.DiskFullError` when the disk is full, over quota or
-    read-only, and ``OSError`` for other failures.
+    read-only, :class:`~modbot.errors.CacheUnwritableError` when the folder cannot be created
+    or written (both: the daemon retries the post later), and ``OSError`` for other failures.
     """
     if path.exists():
         touch(path)
@@ -87,11 +88,26 @@ def store_original(path: Path, data: bytes) -> None:
     except OSError as exc:
         if exc.errno in _DISK_FULL:
             raise DiskFullError(f"cannot write the image cache at {path.parent}: {exc.strerror}") from exc
+        if exc.errno in _UNWRITABLE:
+            raise CacheUnwritableError(f"cannot write the image cache at {path.parent}: {exc.strerror}") from exc
         raise
+
+
+def check_writable(cache_dir: str | Path) -> None:
+    """Create ``cache_dir`` if needed and write, then remove, a probe file in it: the check
+    ``modbot run`` makes before anything else, so a wrong or unwritable ``[storage]
+    image_cache`` is an error at start, not a failure of every post. Raises
+    :class:`~modbot.errors.DiskFullError` or :class:`~modbot.errors.CacheUnwritableError`
+    (naming the folder), ``OSError`` for other failures."""
+    probe = Path(cache_dir) / f".probe-{os.getpid()}"
+    store_original(probe, b"modbot")
+    probe.unlink(missing_ok=True)
 
 
 #: errno values that mean "the disk, not this image" (retry later, when space returns).
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: errno values that mean "the folder, not this image" (retry later, once an operator fixed it).
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
 
 
 def load_cached(cache_dir: str | Path, sha256: str) -> Image.Image:

@@ -139,3 +139,22 @@ def test_bad_config_exits_78_without_restart_loop(tmp_path, toml, named):
     assert proc.returncode == 78, output.decode()[-2000:]
     assert named in output
     assert b"Traceback" not in output and len(output.splitlines()) < 10
+
+
+def test_an_unwritable_image_cache_exits_78_before_anything_runs(tmp_path):
+    """A wrong [storage] image_cache (here under a regular file; as root, permissions alone
+    would not stop the write) was a failure of every post (internal_error); now it is exit
+    78 at start, naming the key and the path, and the database is not even created."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    with SandboxServer([], {}) as server:
+        config = write_run_config(tmp_path / "modbot.toml", server, tmp_path,
+                                  storage={"image_cache": str(blocker / "cache")})
+        proc = subprocess.run(modbot_run_cmd(config), cwd=str(REPO), env=run_env(server),
+                              capture_output=True, timeout=60)
+        requests = server.requests
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 78, output.decode()[-2000:]
+    assert b"image_cache" in output and b"not-a-folder" in output and b"Traceback" not in output
+    assert not (tmp_path / "modbot.db").exists()
+    assert requests == []  # not even a token request
