@@ -5,7 +5,7 @@
 - ``ConfigError``       — the configuration file or environment is unusable (our side).
 - ``ImageError``        — an image could not be resolved, fetched or decoded. Each subclass
   carries a short machine-readable ``reason`` that is stored in the database as-is.
-- ``EnvironmentFailure`` — the machine, not the post (``DiskFullError``): retried later
+- ``EnvironmentFailure`` — the machine, not the post (``DiskFullError``, ``CacheUnwritableError``): retried later
   without using up the submission's attempts.
 - ``ModelError``        — the model directory is missing, unreadable or inconsistent.
 - ``StoreError``        — the SQLite database is unusable (e.g. a migration failed).
