@@ -55,6 +55,16 @@ def write_atomic(path: Path, data: bytes | str, *, sync_dir: bool = False) -> No
         fsync_dir(path.parent)
 
 
+def check_folder_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write, then remove, a probe file in it: the check
+    ``modbot run`` makes for its storage folders before anything else, so a wrong or
+    unwritable path is an error at start, not a failure of every post. Raises ``OSError``
+    (``errno``/``strerror`` say why: missing, not a folder, permission, full, read-only)."""
+    probe = folder / f".probe-{os.getpid()}"
+    write_atomic(probe, b"modbot")
+    probe.unlink(missing_ok=True)
+
+
 @contextmanager
 def file_lock(path: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
     """Hold an advisory lock (``flock``) on ``path`` (created if missing) while the block runs.

@@ -27,8 +27,8 @@ from modbot.decode import decode_image
 from modbot.errors import CacheUnwritableError, DiskFullError, ImageDecodeError
 from modbot.fsutil import write_atomic
 
-__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "check_writable", "find_cached", "load_cached",
-           "prune_cache", "store_original", "touch"]
+__all__ = ["CACHE_IN_USE_LOCK", "PruneReport", "cache_path", "find_cached", "load_cached", "prune_cache",
+           "store_original", "touch"]
 
 #: File extension of the cached original, by Pillow format.
 _EXTENSIONS = {
@@ -91,17 +91,6 @@ def store_original(path: Path, data: bytes) -> None:
         if exc.errno in _UNWRITABLE:
             raise CacheUnwritableError(f"cannot write the image cache at {path.parent}: {exc.strerror}") from exc
         raise
-
-
-def check_writable(cache_dir: str | Path) -> None:
-    """Create ``cache_dir`` if needed and write, then remove, a probe file in it: the check
-    ``modbot run`` makes before anything else, so a wrong or unwritable ``[storage]
-    image_cache`` is an error at start, not a failure of every post. Raises
-    :class:`~modbot.errors.DiskFullError` or :class:`~modbot.errors.CacheUnwritableError`
-    (naming the folder), ``OSError`` for other failures."""
-    probe = Path(cache_dir) / f".probe-{os.getpid()}"
-    store_original(probe, b"modbot")
-    probe.unlink(missing_ok=True)
 
 
 #: errno values that mean "the disk, not this image" (retry later, when space returns).

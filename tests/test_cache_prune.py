@@ -127,9 +127,9 @@ def test_a_shared_holder_makes_an_exclusive_try_fail_without_waiting(tmp_path):
 def test_an_unwritable_cache_folder_is_an_environment_failure(tmp_path):
     """A cache folder that cannot be made or written (here: under a regular file, which stops
     root too) is CacheUnwritableError — the daemon defers the post, it does not fail it — and
-    check_writable says so at start."""
+    the start-up probe (check_folder_writable) raises for it, not for a good folder."""
     from modbot.errors import CacheUnwritableError, EnvironmentFailure
-    from modbot.imagecache import check_writable
+    from modbot.fsutil import check_folder_writable
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -137,7 +137,7 @@ def test_an_unwritable_cache_folder_is_an_environment_failure(tmp_path):
     with pytest.raises(CacheUnwritableError, match="cannot write the image cache") as err:
         store_original(cache_path(bad, "ab" * 32, "JPEG"), b"data")
     assert isinstance(err.value, EnvironmentFailure) and err.value.reason == "cache_unwritable"
-    with pytest.raises(CacheUnwritableError):
-        check_writable(bad)
-    check_writable(tmp_path / "good" / "cache")  # made, probed, left empty
+    with pytest.raises(OSError):
+        check_folder_writable(bad)
+    check_folder_writable(tmp_path / "good" / "cache")  # made, probed, left empty
     assert list((tmp_path / "good" / "cache").iterdir()) == []

@@ -141,20 +141,23 @@ def test_bad_config_exits_78_without_restart_loop(tmp_path, toml, named):
     assert b"Traceback" not in output and len(output.splitlines()) < 10
 
 
-def test_an_unwritable_image_cache_exits_78_before_anything_runs(tmp_path):
-    """A wrong [storage] image_cache (here under a regular file; as root, permissions alone
-    would not stop the write) was a failure of every post (internal_error); now it is exit
-    78 at start, naming the key and the path, and the database is not even created."""
+@pytest.mark.parametrize("key", ["image_cache", "database"])
+def test_an_unwritable_storage_path_exits_78_before_anything_runs(tmp_path, key):
+    """A wrong [storage] path (here under a regular file; as root, permissions alone would not
+    stop the write) was a failure of every post (image cache: internal_error) or exit 1 and a
+    restart loop (database); now it is exit 78 at start, naming the key and the path, before
+    any request and before the database is created."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file")
+    where = {"image_cache": str(blocker / "cache"), "database": str(blocker / "modbot.db")}[key]
     with SandboxServer([], {}) as server:
-        config = write_run_config(tmp_path / "modbot.toml", server, tmp_path,
-                                  storage={"image_cache": str(blocker / "cache")})
+        config = write_run_config(tmp_path / "modbot.toml", server, tmp_path, storage={key: where})
         proc = subprocess.run(modbot_run_cmd(config), cwd=str(REPO), env=run_env(server),
-                              capture_output=True, timeout=60)
+                              capture_output=True, timeout=60, check=False)
         requests = server.requests
     output = proc.stdout + proc.stderr
     assert proc.returncode == 78, output.decode()[-2000:]
-    assert b"image_cache" in output and b"not-a-folder" in output and b"Traceback" not in output
+    assert f"[storage] {key}".encode() in output and b"not-a-folder" in output
+    assert b"Traceback" not in output
     assert not (tmp_path / "modbot.db").exists()
     assert requests == []  # not even a token request

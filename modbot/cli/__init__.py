@@ -253,8 +253,7 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     from modbot import redact
     from modbot.daemon import Daemon
     from modbot.digest import digest_job
-    from modbot.errors import EnvironmentFailure
-    from modbot.imagecache import check_writable
+    from modbot.fsutil import check_folder_writable
     from modbot.learning import learning_loop
     from modbot.learning.cache import cache_prune_job
     from modbot.learning.modlog import modlog_job
@@ -280,13 +279,15 @@ def run(ctx: click.Context, json_logs: bool | None, log_level: str) -> None:
     except click.ClickException as exc:
         exc.exit_code = EXIT_CONFIG
         raise
-    try:
-        # a wrong or unwritable image cache path: exit 78 now, not a failure of every post
-        check_writable(config.storage.image_cache)
-    except EnvironmentFailure as exc:
-        logger.error("startup_failed", error_type="ConfigError",
-                     error=f"[storage] image_cache = {config.storage.image_cache!r}: {exc}"[:300])
-        raise click.exceptions.Exit(EXIT_CONFIG) from exc
+    # a wrong or unwritable storage path: exit 78 now, not a failure of every post
+    for key, folder in (("image_cache", Path(config.storage.image_cache)),
+                        ("database", Path(config.storage.database).parent)):
+        try:
+            check_folder_writable(folder)
+        except OSError as exc:
+            logger.error("startup_failed", error_type="ConfigError",
+                         error=f"[storage] {key}: cannot write {folder}: {exc.strerror or exc}"[:300])
+            raise click.exceptions.Exit(EXIT_CONFIG) from exc
     try:
         reddit = make_reddit(config)
         check_credentials(reddit)  # rejected credentials: exit 78 before loading the model
