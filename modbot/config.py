@@ -175,6 +175,7 @@ class LearningConfig:
     misfire_grace_s: float = _default("learning", "misfire_grace_s")
     watch_interval_s: float = _default("learning", "watch_interval_s")
     models_dir: str = _default("learning", "models_dir")
+    keep_versions: int = _default("learning", "keep_versions")
     stated_labels: str = _default("learning", "stated_labels")
     trusted_media: tuple[str, ...] = _default("learning", "trusted_media")
     collected_labels: bool = _default("learning", "collected_labels")

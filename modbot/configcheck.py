@@ -194,6 +194,8 @@ def _check_learning(config: Config) -> None:
     _require(lr.image_size == 0 or lr.image_size >= 8, "[learning] image_size", lr.image_size,
              "0 (the architecture's default) or at least 8 pixels")
     _require(0 <= lr.nice <= 19, "[learning] nice", lr.nice, "0-19")
+    _require(lr.keep_versions >= 0, "[learning] keep_versions", lr.keep_versions,
+             "a whole number >= 0 (0 = keep every version)")
     _positive(lr, "learning", ("modlog_interval_s",), inclusive=True)
     _require(all(r.strip() for r in lr.modlog_removal_reasons), "[learning] modlog_removal_reasons",
              lr.modlog_removal_reasons, "removal reason ids or titles (no empty names)")

@@ -104,6 +104,8 @@ def test_retry_delay_doubles_per_attempt():
     ('[medium]\nvocabulary = { "oil pastel" = "pastels" }', "vocabulary"),
     ('[learning]\nstated_labels = "some"', "stated_labels"),
     ("[learning]\nnice = 40", "nice"),
+    ("[learning]\nkeep_versions = -1", "keep_versions"),
+    ("[learning]\nkeep_versions = 2.5", "integer"),
 ])
 def test_values_types_alone_cannot_catch_are_refused_at_load(tmp_path, toml, named):
     """Issue 12 item 2: each of these was accepted at start and on SIGHUP before, and then

@@ -334,5 +334,50 @@ def models_rollback(ctx: click.Context, version: str, note: str | None, by: str 
                f"(labels {', '.join(meta['labels'])}) at {_iso(time.time())}")
 
 
+@models.command("prune")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="Versions to keep besides the champion, the previous champion and the baseline "
+                   "(default: [learning] keep_versions).")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def models_prune(ctx: click.Context, keep: int | None, dry_run: bool, as_json: bool) -> None:
+    """Delete old model versions from [learning] models_dir.
+
+    Keeps the KEEP most recently added versions, and always the champion, the version it
+    replaced (for `modbot models rollback`) and the adopted baseline. The daemon does this
+    after each promotion. Refused while a retraining run holds the registry.
+    """
+    from modbot.fsutil import file_lock
+    from modbot.learning.registry import ModelRegistry, baseline_versions
+    from modbot.learning.retrain import RETRAIN_LOCK
+    from modbot.queries.db import open_readonly
+
+    config = _config(ctx, (ctx.obj or {}).get("db_path"))
+    keep = config.learning.keep_versions if keep is None else keep
+    if keep < 1:
+        raise click.UsageError("[learning] keep_versions is 0 (keep every version): pass --keep N")
+    registry = ModelRegistry(config.learning.models_dir)
+    if not registry.root.is_dir():
+        raise click.ClickException(f"no model registry at {registry.root} ([learning] models_dir)")
+    db = open_readonly(config.storage.database)
+    try:
+        protect = baseline_versions(db)
+    finally:
+        db.conn.close()
+    with file_lock(registry.root / RETRAIN_LOCK, wait=False) as alone:
+        if not alone:
+            raise click.ClickException("a retraining run is using the registry; try again when it ends")
+        report = registry.prune(keep, protect=protect, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(report.removed)} version(s), {report.bytes_freed / 1e6:.1f} MB"
+               + (f": {', '.join(report.removed)}" if report.removed else ""))
+    click.echo(f"kept {len(report.kept)}: {', '.join(report.kept) or 'none'} "
+               f"(always kept: {', '.join(report.protected) or 'none'})")
+
+
 #: The commands of this module (``modbot.cli`` registers them lazily, by name).
 COMMANDS = [collect, modlog, retrain, models]

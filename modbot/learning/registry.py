@@ -8,6 +8,11 @@ Layout of ``[learning] models_dir``::
       pacs-cnn128-1/           the baseline, copied here the first time a challenger is trained
       .tmp-*/                  work folders of runs in progress (removed when they end)
 
+Old versions are removed by :meth:`ModelRegistry.prune` (after each promotion, keeping
+``[learning] keep_versions``; ``modbot models prune`` by hand): never the champion, the version
+it replaced (what a rollback or a daemon that has not swapped yet needs) or a protected one
+(the adopted baseline).
+
 A version is added by moving a finished model directory into place with one ``rename`` (a
 reader sees the whole directory or none of it). The champion changes only by replacing
 ``CHAMPION`` with ``os.replace`` (write a temporary file in the same folder, fsync, replace,
@@ -26,6 +31,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ from modbot.fsutil import fsync_dir, write_atomic
 from modbot.record import write_transaction
 
 POINTER = "CHAMPION"
+#: Prefix of the folders :meth:`ModelRegistry.prune` renames a version to before deleting it.
+_PRUNING = ".tmp-pruned-"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -46,6 +54,35 @@ def check_version(version: str) -> str:
     if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
         raise InputError(f"not a valid model version name: {version!r}")
     return version
+
+
+@dataclass
+class RegistryPruneReport:
+    """What :meth:`ModelRegistry.prune` removed (or would remove, ``dry_run``): ``removed`` and
+    ``kept`` versions (oldest first), ``bytes_freed`` (bytes of the removed folders' files)
+    and ``protected`` (kept whatever their age: champion, previous champion, baseline)."""
+
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"removed": self.removed, "kept": self.kept, "protected": self.protected,
+                "bytes_freed": self.bytes_freed, "dry_run": self.dry_run}
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 class ModelRegistry:
@@ -129,6 +166,44 @@ class ModelRegistry:
         fsync_dir(self.root)
         return target
 
+    def added_at(self, version: str) -> float:
+        """When ``version`` was put here: its folder's modification time (Unix seconds)."""
+        return self.path(version).stat().st_mtime
+
+    def prune(self, keep: int, *, protect: set[str] | frozenset[str] = frozenset(),
+              dry_run: bool = False) -> RegistryPruneReport:
+        """Remove all but the ``keep`` most recently added versions (``keep`` >= 1; the
+        champion, the version it replaced and ``protect`` are kept on top and do not count).
+
+        Each removed version is first renamed to ``.tmp-pruned-<version>`` (a reader sees the
+        whole folder or none of it), then deleted; leftovers of an interrupted prune are
+        deleted too. ``dry_run`` reports without changing anything. Raises ``InputError`` for
+        ``keep`` < 1, ``ModelError`` for an unreadable pointer, ``OSError`` when a folder cannot
+        be renamed. The caller holds the retrain lock (no run adds a version meanwhile).
+        """
+        if keep < 1:
+            raise InputError(f"keep must be at least 1 (got {keep})")
+        pointer = self.pointer() or {}
+        protected = {v for v in (pointer.get("version"), pointer.get("previous"), *protect)
+                     if isinstance(v, str) and self.has(v)}
+        versions = sorted(self.versions(), key=lambda v: (self.added_at(v), v))
+        others = [v for v in versions if v not in protected]
+        doomed = others[:max(0, len(others) - keep)]
+        report = RegistryPruneReport(kept=[v for v in versions if v not in doomed],
+                                     protected=sorted(protected), dry_run=dry_run)
+        for version in doomed:
+            report.bytes_freed += _tree_bytes(self.path(version))
+        report.removed = doomed
+        if dry_run:
+            return report
+        for version in doomed:
+            os.rename(self.path(version), self.root / f"{_PRUNING}{version}")
+        if doomed:
+            fsync_dir(self.root)
+        for leftover in self.root.glob(f"{_PRUNING}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return report
+
     def set_pointer(self, version: str, *, event: str, now: float | None = None) -> None:
         """Make ``version`` (which must be here, ``InputError`` otherwise) the champion by
         atomically replacing the pointer file."""
@@ -153,6 +228,15 @@ def set_champion(registry: ModelRegistry, version: str, *, event: str, db: Datab
         with write_transaction(db):
             db["champion_history"].insert({"version": version, "event": event, "run_id": run_id,
                                            "by": by, "note": note, "at": now})
+
+
+def baseline_versions(db: Database) -> set[str]:
+    """Versions recorded as ``baseline`` in the ``models`` table (the model served before the
+    first retraining, adopted into the registry): pruning keeps them."""
+    if "models" not in db.table_names():
+        return set()
+    return {r[0] for r in db.execute("SELECT version FROM models WHERE status = 'baseline' "
+                                     "AND version IS NOT NULL").fetchall()}
 
 
 def rollback(registry: ModelRegistry, version: str, *, db: Database | None = None,

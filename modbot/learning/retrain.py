@@ -52,10 +52,16 @@ from modbot.config import Config
 from modbot.configcheck import validate
 from modbot.decode import open_image
 from modbot.domain import MEDIA
+from modbot.errors import ModelError
 from modbot.fsutil import file_lock
 from modbot.imagecache import CACHE_IN_USE_LOCK
 from modbot.learning.labels import RunData, build_tree, gather_data
-from modbot.learning.registry import ModelRegistry, serving_model_dir, set_champion
+from modbot.learning.registry import (
+    ModelRegistry,
+    baseline_versions,
+    serving_model_dir,
+    set_champion,
+)
 from modbot.ml.keras_classifier import KerasClassifier
 from modbot.ml.metrics import classification_report
 from modbot.ml.training import train_model
@@ -408,9 +414,26 @@ def _round(run: RunRecord, config: Config, registry: ModelRegistry, *, cutoff: f
         path = registry.add(challenger, version, move=True)
         set_champion(registry, version, event="promoted", db=run.db, run_id=run.run_id,
                      note=f"macro-F1 {old['macro_f1']:.4f} -> {new['macro_f1']:.4f}")
+        prune_versions(registry, run.db, learning.keep_versions)
         return run.finish("promoted", reason, path=str(path))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def prune_versions(registry: ModelRegistry, db: Database, keep: int) -> None:
+    """After a promotion: delete versions beyond ``[learning] keep_versions`` (0 = none), keeping
+    the champion, the previous champion and the baseline (:meth:`ModelRegistry.prune`). A
+    failure is logged (``model_versions_prune_failed``) and never fails the promoted run."""
+    if keep <= 0:
+        return
+    try:
+        report = registry.prune(keep, protect=baseline_versions(db))
+    except (OSError, ModelError) as exc:
+        log.warning("model_versions_prune_failed", error=str(exc), models_dir=str(registry.root))
+        return
+    if report.removed:
+        log.info("model_versions_pruned", removed=report.removed, bytes_freed=report.bytes_freed,
+                 kept=len(report.kept))
 
 
 def retrain_once(config: Config, *, trigger: str = "cli", run_id: int | None = None,

@@ -71,3 +71,96 @@ def test_the_daemon_serves_the_champion_else_the_configured_model(tmp_path):
     (reg.path("v1") / "labels.json").unlink()                              # pointer to a gone version
     with pytest.raises(ModelError):
         serving_model_dir(configured)
+
+
+def _aged_registry(tmp_path, names):
+    """A registry holding ``names`` added one minute apart, in that order."""
+    import os
+    import time
+
+    from modbot.learning.registry import ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "models")
+    t0 = time.time() - 3600
+    for k, name in enumerate(names):
+        reg.add(fake_model_dir(tmp_path / "src" / name, name), name)
+        os.utime(reg.path(name), (t0 + 60 * k, t0 + 60 * k))
+    return reg
+
+
+def test_prune_keeps_the_newest_the_champion_its_predecessor_and_the_baseline(tmp_path):
+    from modbot.learning.registry import RegistryPruneReport, baseline_versions, set_champion
+    from modbot.learning.retrain import prune_versions
+
+    db = fresh_db(tmp_path)
+    # names deliberately out of name order: age decides, not the name
+    reg = _aged_registry(tmp_path, ["pacs-base", "v9-a", "v10-b", "v11-c", "v12-d", "v13-e", "v14-f"])
+    db["models"].insert({"version": "pacs-base", "status": "baseline", "trigger": "adopted",
+                         "started_at": 0.0})
+    set_champion(reg, "v10-b", event="promoted", db=db)
+    set_champion(reg, "v11-c", event="rollback", db=db)   # previous = v10-b
+    assert baseline_versions(db) == {"pacs-base"}
+
+    dry = reg.prune(2, protect=baseline_versions(db), dry_run=True)
+    assert isinstance(dry, RegistryPruneReport) and dry.dry_run
+    assert dry.removed == ["v9-a", "v12-d"] and dry.bytes_freed > 0
+    assert len(reg.versions()) == 7                      # a dry run changes nothing
+
+    prune_versions(reg, db, 2)                           # what a promotion runs
+    assert reg.versions() == sorted(["pacs-base", "v10-b", "v11-c", "v13-e", "v14-f"])
+    assert reg.champion() == "v11-c" and reg.champion_dir() == reg.path("v11-c")
+    assert not [p for p in reg.root.iterdir() if p.name.startswith(".tmp-")]
+    again = reg.prune(2, protect=baseline_versions(db))
+    assert again.removed == [] and again.bytes_freed == 0
+
+    prune_versions(reg, db, 0)                           # 0 = keep every version
+    assert len(reg.versions()) == 5
+    with pytest.raises(InputError):
+        reg.prune(0)
+
+
+def test_an_interrupted_prune_leaves_no_half_version_and_is_finished_next_time(tmp_path):
+    import os
+
+    reg = _aged_registry(tmp_path, ["v1", "v2", "v3"])
+    # a prune killed between the rename and the delete leaves a hidden folder, never a half
+    # version that `versions()` or a rollback could pick up
+    os.rename(reg.path("v1"), reg.root / ".tmp-pruned-v1")
+    assert reg.versions() == ["v2", "v3"]
+    reg.prune(5)
+    assert sorted(p.name for p in reg.root.iterdir()) == ["v2", "v3"]
+
+
+def test_models_prune_command_dry_run_json_and_refusals(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from modbot.cli import main
+    from modbot.fsutil import file_lock
+    from modbot.learning.registry import set_champion
+    from modbot.learning.retrain import RETRAIN_LOCK
+
+    db = fresh_db(tmp_path)
+    reg = _aged_registry(tmp_path, ["v1", "v2", "v3", "v4"])
+    set_champion(reg, "v4", event="promoted", db=db)
+    db.conn.close()
+    config = tmp_path / "modbot.toml"
+    config.write_text(f'[storage]\ndatabase = "{tmp_path / "modbot.db"}"\n'
+                      f'[learning]\nmodels_dir = "{reg.root}"\nkeep_versions = 1\n', encoding="utf-8")
+
+    def run(*args):
+        return CliRunner().invoke(main, ["--config", str(config), "models", "prune", *args],
+                                  catch_exceptions=False)
+
+    res = run("--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["removed"] == ["v1", "v2"] and len(reg.versions()) == 4
+    with file_lock(reg.root / RETRAIN_LOCK):              # a retraining run holds the registry
+        res = run()
+    assert res.exit_code == 1 and "retraining run" in res.output and len(reg.versions()) == 4
+    res = run("--keep", "2")
+    assert res.exit_code == 0 and "deleted 1 version" in res.output
+    assert reg.versions() == ["v2", "v3", "v4"]
+    res = run()                                          # [learning] keep_versions = 1
+    assert res.exit_code == 0 and reg.versions() == ["v3", "v4"]   # the champion + the newest other
