@@ -38,3 +38,8 @@ $PY -m realart.resolution
 $PY -m realart.nuisance 5:0 10:0 20:0 20:0.3
 $PY -m realart.extract lite0x:clean:all
 $PY -m realart.pacs_all
+# 7. synthetic drawings, hand-made statistics, style Gram matrices (VALIDATION; RESULTS.md
+#    "Synthetic drawings, hand-made statistics and style Gram matrices")
+$PY -m realart.synth 0 0.25 0.5 1.0 2.0 --loo
+$PY -m realart.handcrafted 1 4 16 --loo
+$PY -m realart.gram --loo

@@ -1,0 +1,124 @@
+"""Second-order texture statistics (style Gram / covariance matrices, as in neural style
+transfer and art-style recognition) of the early Lite0 stages next to the served features:
+is the medium in how the channels of stages 1–3 co-vary, not only in their means and
+variances? VALIDATION only (leave-source-out CV, PACS leave-one-object-out); the shipped recipe
+otherwise (lite0x clean features, C = 1e-3, PACS weight 1.0).
+
+Per image and stage (1: 24 channels at 56², 2: 40 at 28², 3: 80 at 14²): the channel
+covariance over positions, upper triangle (300 + 820 + 3,240 numbers), signed square root
+(power normalisation). Variants: ``gram`` alone, ``x+gram`` (with the 2,176 served features),
+``x+corr`` (correlations instead of covariances). Usage: python -m realart.gram [--loo]
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from realart import data
+from realart.detail import RECIPE, Fused, summary
+from realart.extract import FEAT_DIR, subset_indices
+from realart.heads import cv_sources, pacs_loo
+
+STAGES = (1, 2, 3)
+
+
+def gram_model():
+    """tf.function: uint8 (N, 224, 224, 3) → (cov (N, D) float32) over `STAGES`."""
+    import tensorflow as tf
+
+    from realart.lite import build_lite
+    m = build_lite("lite0x", 224, taps=STAGES)
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        outs = m(tf.cast(x, tf.float32), training=False)[1:]
+        parts = []
+        for o in outs:
+            c = o.shape[-1]
+            f = tf.reshape(o, (-1, o.shape[1] * o.shape[2], c))
+            f = f - tf.reduce_mean(f, axis=1, keepdims=True)
+            cov = tf.einsum("npc,npd->ncd", f, f) / float(o.shape[1] * o.shape[2])
+            iu = np.triu_indices(c)
+            flat = tf.reshape(cov, (-1, c * c))
+            parts.append(tf.gather(flat, iu[0] * c + iu[1], axis=1))
+        return tf.concat(parts, axis=1)
+    return run
+
+
+def widths() -> list[int]:
+    from realart.heads import tap_widths
+    return [w for w in tap_widths("lite0x")[: len(STAGES)]]
+
+
+def extract_gram(items: list[data.Item], idx: np.ndarray) -> np.ndarray:
+    """(len(items), D) covariance features (NaN rows outside ``idx``), cached in features/."""
+    f = FEAT_DIR / "lite0x_gram123_clean_cmp.npz"
+    if not f.exists():
+        run = gram_model()
+        feats, t0 = [], time.time()
+        for k in range(0, len(idx), 32):
+            ch = idx[k:k + 32]
+            x = np.concatenate([data.image_to_tensors(data.load_rgba(items[i].path), 224, "center") for i in ch])
+            feats.append(run(x).numpy().astype(np.float32))
+            if k % 640 == 0:
+                print(f"gram {k + len(ch)}/{len(idx)} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+        np.savez(f, idx=idx, feats=np.concatenate(feats))
+    z = np.load(f)
+    out = np.full((len(items), z["feats"].shape[1]), np.nan, np.float32)
+    out[z["idx"]] = z["feats"]
+    return out
+
+
+def to_corr(G: np.ndarray) -> np.ndarray:
+    """Covariances → correlations, per stage (rows with NaN stay NaN)."""
+    out, o = [], 0
+    for c in widths():
+        n = c * (c + 1) // 2
+        iu = np.triu_indices(c)
+        block = G[:, o:o + n]
+        diag = block[:, [k for k, (a, b) in enumerate(zip(*iu)) if a == b]]
+        sd = np.sqrt(np.maximum(diag, 1e-8))
+        out.append(block / (sd[:, iu[0]] * sd[:, iu[1]]))
+        o += n
+    return np.concatenate(out, axis=1)
+
+
+class WithGram(Fused):
+    """Cache whose ``clean`` draw is [served features |] power-normalised second-order stats."""
+
+    def __init__(self, G: np.ndarray, with_x: bool):
+        super().__init__(("clean",))
+        self.G, self.with_x = G, with_x
+
+    def get(self, draw: str) -> np.ndarray:
+        if draw != "clean":
+            return super().get(draw)
+        key = f"gram{self.with_x}"
+        if key not in self._c:
+            P = np.sign(self.G) * np.sqrt(np.abs(self.G))
+            self._c[key] = np.concatenate(([super().get("clean")] if self.with_x else []) + [P], axis=1)
+        return self._c[key]
+
+
+def main(argv: list[str]) -> None:
+    base = Fused(("clean",))
+    idx = subset_indices(base.items, "cmp")
+    G = extract_gram(base.items, idx)
+    rows = {}
+    for name, cache in [("gram", WithGram(G, False)), ("x+gram", WithGram(G, True)),
+                        ("x+corr", WithGram(to_corr(G), True))]:
+        cv = cv_sources(cache, idx, RECIPE)
+        loo = pacs_loo(cache, idx, RECIPE) if "--loo" in argv and name != "gram" else None
+        rows[name] = summary(cv, loo)
+        print(json.dumps({name: rows[name]}), flush=True)
+    for name, r in rows.items():
+        print(f"{name:8s} CV {r['cv_mean_macro_f1']:.3f} / worst {r['cv_worst_macro_f1']:.3f}  pooled "
+              f"{r['pooled_macro_f1']:.3f}  recall " + " ".join(f"{c[:3]} {v:.2f}" for c, v in r["mean_recall"].items())
+              + (f"  PACS-LOO {r['pacs_loo_mean']:.3f}" if "pacs_loo_mean" in r else ""))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
