@@ -160,6 +160,7 @@ class ModelRegistry:
             staging = Path(tempfile.mkdtemp(prefix=f".tmp-add-{version}-", dir=self.root))
             try:
                 shutil.copytree(source, staging / "m", symlinks=False)
+                os.utime(staging / "m")  # copytree copied the source's time: "added" is now
                 os.rename(staging / "m", target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -164,3 +164,17 @@ def test_models_prune_command_dry_run_json_and_refusals(tmp_path):
     assert reg.versions() == ["v2", "v3", "v4"]
     res = run()                                          # [learning] keep_versions = 1
     assert res.exit_code == 0 and reg.versions() == ["v3", "v4"]   # the champion + the newest other
+
+
+def test_a_copied_version_counts_as_added_when_it_was_copied(tmp_path):
+    import os
+    import time
+
+    from modbot.learning.registry import ModelRegistry
+
+    src = fake_model_dir(tmp_path / "old-model", "old")
+    os.utime(src, (1_000_000_000, 1_000_000_000))        # a model folder made in 2001
+    reg = ModelRegistry(tmp_path / "models")
+    before = time.time() - 1
+    reg.add(src, "old")
+    assert reg.added_at("old") >= before                  # not the source's 2001 time
