@@ -184,6 +184,20 @@ class PruneReport:
         return {**self.__dict__, "bytes_after": self.bytes_after, "over_limit": self.over_limit}
 
 
+def cached_digests(cache_dir: str | Path) -> list[str]:
+    """sha256 digests (hex) of the originals cached under ``cache_dir`` (``<aa>/<sha256>.<ext>``),
+    in folder order; a missing folder is an empty cache. Temporary and foreign files are left
+    out. Raises ``OSError`` for an unreadable folder."""
+    root = Path(cache_dir)
+    if not root.is_dir():
+        return []
+    out: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _FOLDER_NAME.fullmatch(p.name)):
+        with os.scandir(folder) as it:
+            out += [m.group(1) for e in it if (m := _CACHED_NAME.fullmatch(e.name)) and m.group(1)[:2] == folder.name]
+    return out
+
+
 def prune_cache(cache_dir: str | Path, max_bytes: int, *, pinned: Collection[str] = frozenset(),
                 min_age_s: float = PRUNE_MIN_AGE_S, low_water: float = PRUNE_LOW_WATER,
                 now: float | None = None, dry_run: bool = False) -> PruneReport:

@@ -58,9 +58,16 @@ def cache_cmd(ctx: click.Context, db_path: str | None, as_json: bool) -> None:
 
 
 def _run(ctx: click.Context, *, dry_run: bool, db_path: str | None, as_json: bool) -> None:
-    from modbot.learning.cache import prune_image_cache
+    from modbot.learning.cache import cache_known_share, prune_image_cache
 
     config = config_for_db(config_path(ctx), db_path or ctx.obj.get("db_path"))
+    st = config.storage
+    known, sampled = cache_known_share(st.database, st.image_cache)
+    if sampled and not known:
+        raise click.ClickException(
+            f"the image cache {st.image_cache} does not belong to the database {st.database}: none "
+            f"of {sampled} cached images sampled is recorded there, so its labelled images could "
+            "not be kept. Pass the --config (or --db) of the installation that filled this cache.")
     report = prune_image_cache(config, dry_run=dry_run)
     if report is None:
         raise click.ClickException("a retraining run is reading the image cache; try again when it ends")

@@ -34,7 +34,12 @@ from modbot.config import Config
 from modbot.cron import ScheduledJob
 from modbot.errors import StoreError
 from modbot.fsutil import file_lock
-from modbot.imagecache import CACHE_IN_USE_LOCK, PruneReport, prune_cache
+from modbot.imagecache import (
+    CACHE_IN_USE_LOCK,
+    PruneReport,
+    cached_digests,
+    prune_cache,
+)
 
 log = structlog.get_logger("modbot.learning.cache")
 
@@ -65,6 +70,36 @@ def pinned_digests(database: str | os.PathLike[str], *, now: float | None = None
     finally:
         db.conn.close()
     return frozenset(r[0] for r in rows if r[0])
+
+
+#: Cached files :func:`cache_known_share` samples (evenly over the sorted folders).
+BELONGS_SAMPLE = 500
+
+
+def cache_known_share(database: str | os.PathLike[str], cache_dir: str | os.PathLike[str],
+                      sample: int = BELONGS_SAMPLE) -> tuple[int, int]:
+    """(known, sampled): of up to ``sample`` cached originals in ``cache_dir`` (evenly spaced
+    over its ``<aa>/`` folders), how many the ``images`` table of ``database`` (opened
+    read-only) records by digest. Every file the daemon caches is recorded there, so
+    ``known == 0 < sampled`` means the two belong to different installations (e.g. ``--db``
+    pointed at the demo's database while the config names the live cache): pinning that
+    database's labelled images would not protect the cache's own. Raises
+    :class:`~modbot.errors.StoreError` for a missing or non-modbot database."""
+    from modbot.queries.db import open_readonly
+
+    names = cached_digests(cache_dir)
+    if not names:
+        return 0, 0
+    step = max(1, len(names) // sample)
+    picked = sorted(set(names[::step][:sample]))
+    db = open_readonly(database)
+    try:
+        marks = ", ".join("?" for _ in picked)
+        known = db.execute(f"SELECT COUNT(DISTINCT sha256) FROM images WHERE sha256 IN ({marks})",
+                           picked).fetchone()[0]
+    finally:
+        db.conn.close()
+    return int(known), len(picked)
 
 
 def prune_image_cache(config: Config, *, dry_run: bool = False, now: float | None = None) -> PruneReport | None:

@@ -113,6 +113,22 @@ def test_a_wrong_database_path_is_an_error_and_removes_nothing(site, tmp_path):
     assert not (tmp_path / "typo.db").exists()
 
 
+def test_another_installations_database_is_refused_and_removes_nothing(site, tmp_path):
+    """`--db` naming a modbot database that did not fill this cache (here a new, empty one; in
+    life the demo's): its pins would not protect the cache's labelled images."""
+    from support import fresh_db
+
+    other = fresh_db(tmp_path / "other")
+    other.conn.close()
+    before = cached(site["cache"])
+    wrong = ("--db", str(tmp_path / "other" / "modbot.db"))
+    for args in (("cache", *wrong), ("cache", "status", *wrong), ("cache", "prune", *wrong)):
+        res = cli("--config", str(site["config"]), *args)
+        assert res.exit_code == 1 and "does not belong" in res.output, res.output
+    assert cached(site["cache"]) == before
+    assert cache_json(site["config"], "prune")["removed_files"] > 0   # its own database: prunes
+
+
 def test_a_retraining_run_reading_the_cache_defers_pruning(site):
     before = cached(site["cache"])
     with file_lock(site["cache"] / CACHE_IN_USE_LOCK, shared=True):  # as retrain_once holds it
