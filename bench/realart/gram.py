@@ -7,13 +7,16 @@ otherwise (lite0x clean features, C = 1e-3, PACS weight 1.0).
 Per image and stage (1: 24 channels at 56², 2: 40 at 28², 3: 80 at 14²): the channel
 covariance over positions, upper triangle (300 + 820 + 3,240 numbers), signed square root
 (power normalisation). Variants: ``gram`` alone, ``x+gram`` (with the 2,176 served features),
-``x+corr`` (correlations instead of covariances). Usage: python -m realart.gram [--loo]
+``x+corr`` (correlations instead of covariances); ``--tiles``: served features with and without
+the covariances, centre crop and multi-crop tiles, C = 1e-3 and 3e-4.
+Usage: python -m realart.gram [--loo | --tiles]
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,6 +75,24 @@ def extract_gram(items: list[data.Item], idx: np.ndarray) -> np.ndarray:
     return out
 
 
+def extract_gram_tiles(items: list[data.Item]) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, covariances) of the multi-crop tiles, in the order of the cached lite0x tiles
+    (``features/lite0x_tiles_realart.npz``: same images, same tiles)."""
+    f = FEAT_DIR / "lite0x_gram123_tiles_realart.npz"
+    if not f.exists():
+        z = np.load(FEAT_DIR / "lite0x_tiles_realart.npz")
+        run = gram_model()
+        feats, owners = [], []
+        for i in z["idx"]:
+            x = data.image_to_tensors(data.load_rgba(items[i].path), 224, "tiles")
+            feats.append(run(x).numpy().astype(np.float32))
+            owners += [i] * len(x)
+        assert np.array_equal(np.array(owners), z["owner"]), "tiles differ from the lite0x cache"
+        np.savez(f, owner=np.array(owners), feats=np.concatenate(feats))
+    z = np.load(f)
+    return z["owner"], z["feats"]
+
+
 def to_corr(G: np.ndarray) -> np.ndarray:
     """Covariances → correlations, per stage (rows with NaN stay NaN)."""
     out, o = [], 0
@@ -89,9 +110,14 @@ def to_corr(G: np.ndarray) -> np.ndarray:
 class WithGram(Fused):
     """Cache whose ``clean`` draw is [served features |] power-normalised second-order stats."""
 
-    def __init__(self, G: np.ndarray, with_x: bool):
+    def __init__(self, G: np.ndarray, with_x: bool, tiles_G: np.ndarray | None = None):
         super().__init__(("clean",))
-        self.G, self.with_x = G, with_x
+        self.G, self.with_x, self.tiles_G = G, with_x, tiles_G
+
+    def tiles(self) -> tuple[np.ndarray, np.ndarray]:
+        owner, T = super().tiles()
+        P = np.sign(self.tiles_G) * np.sqrt(np.abs(self.tiles_G))
+        return owner, np.concatenate(([T] if self.with_x else []) + [P], axis=1)
 
     def get(self, draw: str) -> np.ndarray:
         if draw != "clean":
@@ -108,8 +134,21 @@ def main(argv: list[str]) -> None:
     idx = subset_indices(base.items, "cmp")
     G = extract_gram(base.items, idx)
     rows = {}
-    for name, cache in [("gram", WithGram(G, False)), ("x+gram", WithGram(G, True)),
-                        ("x+corr", WithGram(to_corr(G), True))]:
+    variants = [("gram", WithGram(G, False)), ("x+gram", WithGram(G, True)),
+                ("x+corr", WithGram(to_corr(G), True))]
+    if "--tiles" in argv:  # the served multi-crop tiles too, at C = 1e-3 and 3e-4
+        _, TG = extract_gram_tiles(base.items)
+        for C in (1e-3, 3e-4):
+            r = replace(RECIPE, C=C)
+            for name, cache in (("x", base), ("x+gram", WithGram(G, True, TG))):
+                cv = cv_sources(cache, idx, r, modes=("center", "tiles"))
+                for m in ("center", "tiles"):
+                    s = cv[m]
+                    print(f"{name:7s} C={C:g} {m:6s} CV {s['mean_macro_f1']:.3f} / worst "
+                          f"{s['worst_macro_f1']:.3f}  pooled {s['pooled']['macro_f1']:.3f}  recall "
+                          + " ".join(f"{c[:3]} {v:.2f}" for c, v in s["mean_recall"].items()), flush=True)
+        return
+    for name, cache in variants:
         cv = cv_sources(cache, idx, RECIPE)
         loo = pacs_loo(cache, idx, RECIPE) if "--loo" in argv and name != "gram" else None
         rows[name] = summary(cv, loo)

@@ -43,3 +43,4 @@ $PY -m realart.pacs_all
 $PY -m realart.synth 0 0.25 0.5 1.0 2.0 --loo
 $PY -m realart.handcrafted 1 4 16 --loo
 $PY -m realart.gram --loo
+$PY -m realart.gram --tiles
