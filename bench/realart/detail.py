@@ -51,6 +51,25 @@ def summary(cv: dict, loo: dict | None) -> dict:
     return out
 
 
+def run_variants(variants, idx: np.ndarray, loo: bool, no_loo: tuple[str, ...] = ()) -> dict:
+    """CV (and, when ``loo``, PACS leave-one-object-out except for ``no_loo``) of each
+    ``(name, cache)`` with `RECIPE`; prints each row as JSON as it comes; returns the rows."""
+    rows = {}
+    for name, cache in variants:
+        cv = cv_sources(cache, idx, RECIPE)
+        rows[name] = summary(cv, pacs_loo(cache, idx, RECIPE) if loo and name not in no_loo else None)
+        print(json.dumps({name: rows[name]}), flush=True)
+    return rows
+
+
+def print_rows(rows: dict, width: int = 10) -> None:
+    """One line per `summary` row: CV mean / worst, pooled, mean recall, PACS LOO."""
+    for name, r in rows.items():
+        print(f"{name:{width}s} CV {r['cv_mean_macro_f1']:.3f} / worst {r['cv_worst_macro_f1']:.3f}  pooled "
+              f"{r['pooled_macro_f1']:.3f}  recall " + " ".join(f"{c[:3]} {v:.2f}" for c, v in r["mean_recall"].items())
+              + (f"  PACS-LOO {r['pacs_loo_mean']:.3f} ({r['pacs_loo_worst']:.3f})" if "pacs_loo_mean" in r else ""))
+
+
 def avg_cv(a: dict, b: dict) -> dict:
     """CV figures of the mean of two runs' out-of-fold probabilities (same folds)."""
     P = (a["oof"]["center"] + b["oof"]["center"]) / 2
@@ -74,12 +93,7 @@ def main(argv: list[str]) -> None:
         rows[f"concat{k}"] = summary(cv_sources(fc, idx, RECIPE), pacs_loo(fc, idx, RECIPE))
         rows[f"avg{k}"] = summary(avg_cv(cv0, cvd), None)
         print(json.dumps({k2: rows[k2] for k2 in (d, f"concat{k}", f"avg{k}")}), flush=True)
-    for name, r in rows.items():
-        print(f"{name:10s} CV {r['cv_mean_macro_f1']:.3f} / worst {r['cv_worst_macro_f1']:.3f}  pooled "
-              f"{r['pooled_macro_f1']:.3f}  recall " + " ".join(f"{c[:3]} {v:.2f}" for c, v in r["mean_recall"].items())
-              + (f"  PACS-LOO {r['pacs_loo_mean']:.3f} ({r['pacs_loo_worst']:.3f})" if "pacs_loo_mean" in r else ""))
-    if "--json" in argv:
-        print(json.dumps(rows))
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Usage: python -m realart.gram [--loo | --tiles]
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import replace
@@ -21,9 +20,9 @@ from dataclasses import replace
 import numpy as np
 
 from realart import data
-from realart.detail import RECIPE, Fused, summary
+from realart.detail import RECIPE, Fused, print_rows, run_variants
 from realart.extract import FEAT_DIR, subset_indices
-from realart.heads import cv_sources, pacs_loo
+from realart.heads import cv_sources
 
 STAGES = (1, 2, 3)
 
@@ -133,7 +132,6 @@ def main(argv: list[str]) -> None:
     base = Fused(("clean",))
     idx = subset_indices(base.items, "cmp")
     G = extract_gram(base.items, idx)
-    rows = {}
     variants = [("gram", WithGram(G, False)), ("x+gram", WithGram(G, True)),
                 ("x+corr", WithGram(to_corr(G), True))]
     if "--tiles" in argv:  # the served multi-crop tiles too, at C = 1e-3 and 3e-4
@@ -148,15 +146,8 @@ def main(argv: list[str]) -> None:
                           f"{s['worst_macro_f1']:.3f}  pooled {s['pooled']['macro_f1']:.3f}  recall "
                           + " ".join(f"{c[:3]} {v:.2f}" for c, v in s["mean_recall"].items()), flush=True)
         return
-    for name, cache in variants:
-        cv = cv_sources(cache, idx, RECIPE)
-        loo = pacs_loo(cache, idx, RECIPE) if "--loo" in argv and name != "gram" else None
-        rows[name] = summary(cv, loo)
-        print(json.dumps({name: rows[name]}), flush=True)
-    for name, r in rows.items():
-        print(f"{name:8s} CV {r['cv_mean_macro_f1']:.3f} / worst {r['cv_worst_macro_f1']:.3f}  pooled "
-              f"{r['pooled_macro_f1']:.3f}  recall " + " ".join(f"{c[:3]} {v:.2f}" for c, v in r["mean_recall"].items())
-              + (f"  PACS-LOO {r['pacs_loo_mean']:.3f}" if "pacs_loo_mean" in r else ""))
+    rows = run_variants(variants, idx, "--loo" in argv, no_loo=("gram",))
+    print_rows(rows, 8)
 
 
 if __name__ == "__main__":

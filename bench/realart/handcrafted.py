@@ -11,7 +11,6 @@ them weigh more). Usage: python -m realart.handcrafted [S ...]
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -19,9 +18,8 @@ import numpy as np
 from scipy import ndimage
 
 from realart import data
-from realart.detail import RECIPE, Fused, summary
+from realart.detail import Fused, print_rows, run_variants
 from realart.extract import FEAT_DIR, subset_indices
-from realart.heads import cv_sources, pacs_loo
 
 VERSION = 1
 
@@ -98,16 +96,9 @@ def main(argv: list[str]) -> None:
     base = Fused(("clean",))
     idx = subset_indices(base.items, "cmp")
     hand = extract_stats(base.items, idx)
-    rows = {}
-    for name, cache in [("hand", WithHand(hand, False, 1))] + [(f"cnn+hand×{r}", WithHand(hand, True, r)) for r in reps]:
-        cv = cv_sources(cache, idx, RECIPE)
-        loo = pacs_loo(cache, idx, RECIPE) if "--loo" in argv and name != "hand" else None
-        rows[name] = summary(cv, loo)
-        print(json.dumps({name: rows[name]}), flush=True)
-    for name, r in rows.items():
-        print(f"{name:14s} CV {r['cv_mean_macro_f1']:.3f} / worst {r['cv_worst_macro_f1']:.3f}  pooled "
-              f"{r['pooled_macro_f1']:.3f}  recall " + " ".join(f"{c[:3]} {v:.2f}" for c, v in r["mean_recall"].items())
-              + (f"  PACS-LOO {r['pacs_loo_mean']:.3f}" if "pacs_loo_mean" in r else ""))
+    variants = [("hand", WithHand(hand, False, 1))] + [(f"cnn+hand×{r}", WithHand(hand, True, r)) for r in reps]
+    rows = run_variants(variants, idx, "--loo" in argv, no_loo=("hand",))
+    print_rows(rows, 14)
 
 
 if __name__ == "__main__":
