@@ -44,3 +44,5 @@ $PY -m realart.synth 0 0.25 0.5 1.0 2.0 --loo
 $PY -m realart.handcrafted 1 4 16 --loo
 $PY -m realart.gram --loo
 $PY -m realart.gram --tiles
+# 8. validation macro-F1 against the number of training sources (RESULTS.md "How much would more sources buy?")
+$PY -m realart.sources_curve
